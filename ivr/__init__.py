@@ -1,0 +1,3 @@
+"""Línea Aquí: the FastAGI IVR engine for Querétaro's citizen line."""
+
+__version__ = "0.1.0"

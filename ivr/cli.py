@@ -1,0 +1,145 @@
+"""The ``ivr`` command: check, schema, simulate and serve.
+
+Exit codes: 0 success, 1 the menu (or a setting) is invalid, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TextIO
+
+from ivr import __version__
+from ivr.menu.hours import Schedule
+from ivr.menu.loader import LoadedMenu, MenuError, load_menu, resolve_menu_path
+from ivr.menu.schema import menu_json_schema
+from ivr.simulate import ScriptError, parse_script, render_text, simulate
+
+EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
+
+
+def _default_config() -> Path:
+    # Honour IVR_CONFIG without failing on unrelated bad settings in offline commands.
+    from os import environ
+
+    return Path(environ.get("IVR_CONFIG") or "config")
+
+
+def _load_or_report(path: Path, err: TextIO) -> LoadedMenu | None:
+    try:
+        return load_menu(path)
+    except MenuError as exc:
+        for error in exc.errors:
+            print(error, file=err)
+        count = len(exc.errors)
+        print(f"{resolve_menu_path(path)}: {count} error{'s' if count != 1 else ''}", file=err)
+        return None
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    loaded = _load_or_report(args.path or _default_config(), err)
+    if loaded is None:
+        return EXIT_INVALID
+    menu = loaded.menu
+    areas = sum(len(v.areas) for v in menu.vertientes.values())
+    print(
+        f"{loaded.path}: OK: line {menu.line.number} {menu.line.name!r}, version {menu.version}, "
+        f"{len(menu.vertientes)} vertientes, {areas} areas, {len(menu.queues)} queues, "
+        f"{len(menu.prompts)} prompts",
+        file=out,
+    )
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    del args, err
+    print(json.dumps(menu_json_schema(), indent=2, ensure_ascii=False), file=out)
+    return EXIT_OK
+
+
+def _parse_instant(text: str | None, schedule: Schedule) -> datetime:
+    if text is None:
+        return datetime.now(schedule.tz)
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise ScriptError(
+            f"invalid --at {text!r}: use ISO-8601, e.g. 2026-12-07T09:00 or 2026-12-07T15:00Z"
+        ) from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=schedule.tz)
+
+
+def cmd_simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    loaded = _load_or_report(args.config or _default_config(), err)
+    if loaded is None:
+        return EXIT_INVALID
+    schedule = Schedule(loaded.menu)
+    try:
+        at = _parse_instant(args.at, schedule)
+        script = parse_script(args.digits)
+    except ScriptError as exc:
+        print(f"ivr simulate: {exc}", file=err)
+        return EXIT_USAGE
+    result = simulate(schedule, at, script)
+    if args.json:
+        print(json.dumps(result.as_json(), ensure_ascii=False), file=out)
+    else:
+        print(render_text(result, schedule), file=out)
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    del out
+    from ivr.app import run_service
+
+    return run_service(config=args.config, err=err)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ivr",
+        description="Línea Aquí: the IVR engine of Querétaro's citizen line.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check", help="validate the menu; errors as file:line:col: message")
+    check.add_argument(
+        "path", nargs="?", type=Path, help="menu file or folder holding menu.yaml (default: config)"
+    )
+    check.set_defaults(handler=cmd_check)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of the menu file")
+    schema.set_defaults(handler=cmd_schema)
+
+    sim = sub.add_parser(
+        "simulate",
+        help="walk the menu on paper: what a caller hears and where the call ends",
+        description=(
+            "Walk the menu with no network. --digits lists the caller's answers, one per menu: "
+            "keys 0-9, * and #, or - to stay silent until the timeout. When the keys run out "
+            "while a menu waits, the walk stops there."
+        ),
+    )
+    sim.add_argument("--at", help="instant, ISO-8601; without offset it is the line's local time")
+    sim.add_argument("--digits", default="", help='keys pressed, e.g. "1 2" (default: none)')
+    sim.add_argument("--config", type=Path, help="menu file or folder (default: config)")
+    sim.add_argument("--json", action="store_true", help="print one JSON object")
+    sim.set_defaults(handler=cmd_simulate)
+
+    serve = sub.add_parser("serve", help="run the service")
+    serve.add_argument("--config", type=Path, help="menu file or folder (default: IVR_CONFIG)")
+    serve.set_defaults(handler=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args, out, err)
+    return code

@@ -1,0 +1,1 @@
+"""The menu: model, YAML loading, calendar and hours."""

@@ -1,0 +1,383 @@
+"""Runtime settings, read from ``IVR_*`` environment variables.
+
+Every setting has a default that works on a developer machine, so ``ivr serve`` starts
+with no environment at all. :func:`load_settings` turns every validation problem into a
+:class:`SettingsError` with one line per offending variable; secret values never appear
+in errors, ``repr()`` or :meth:`Settings.describe`.
+
+An empty variable (``IVR_AGI_PORT=``) counts as unset and its default applies.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeAlias, cast
+
+from pydantic import (
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings import SettingsError as _SourceError
+
+__all__ = [
+    "ENV_PREFIX",
+    "IPNetwork",
+    "LogFormat",
+    "LogLevel",
+    "Settings",
+    "SettingsError",
+    "env_var_name",
+    "load_settings",
+]
+
+ENV_PREFIX = "IVR_"
+
+IPNetwork: TypeAlias = IPv4Network | IPv6Network
+LogFormat: TypeAlias = Literal["json", "console"]
+LogLevel: TypeAlias = Literal["debug", "info", "warning", "error"]
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+DEFAULT_ALLOWED_PEERS: tuple[IPNetwork, ...] = (
+    IPv4Network("127.0.0.0/8"),
+    IPv6Network("::1/128"),
+)
+
+_SECRET_FIELDS = frozenset({"ami_secret", "database_url"})
+_DATABASE_SCHEMES = frozenset({"postgresql", "postgres"})
+_PASSWORD_QUERY_KEYS = frozenset({"password", "sslpassword"})
+_HIDDEN = "***"
+
+# The environment that Settings() reads. None means os.environ; load_settings() sets it
+# for the duration of one construction so a test's mapping is the only input.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("ivr_settings_environ", default=None)
+
+
+def env_var_name(field_name: str) -> str:
+    """The environment variable that sets ``field_name`` (``agi_port`` -> ``IVR_AGI_PORT``)."""
+    return f"{ENV_PREFIX}{field_name.upper()}"
+
+
+class SettingsError(Exception):
+    """Invalid configuration. ``str()`` has one line per invalid environment variable."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """The stock environment source, reading a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.env_vars = {
+            (key if self.case_sensitive else key.lower()): value
+            for key, value in environ.items()
+            if not (self.env_ignore_empty and value == "")
+        }
+
+
+def _setting_error(field_name: str, value: str, message: str) -> PydanticCustomError:
+    """An error reported against ``field_name``'s variable from a model-level check."""
+    return PydanticCustomError("ivr_setting", message, {"setting": field_name, "value": value})
+
+
+def _parse_network(entry: str) -> IPNetwork:
+    # strict=True rejects "10.0.0.1/8": in an allow-list a host address with a prefix is
+    # more likely a typo than a request to admit the whole network.
+    try:
+        return ipaddress.ip_network(entry, strict=True)
+    except ValueError as exc:
+        if "has host bits set" in str(exc):
+            raise ValueError(f"{entry!r} has host bits set; did you mean a network?") from None
+        raise ValueError(f"{entry!r} is not an IPv4 or IPv6 address or network") from None
+
+
+class Settings(BaseSettings):
+    """Process settings. Build with :func:`load_settings` to get readable errors."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    config: Path = Path("config")
+    """A menu file, or a directory holding ``menu.yaml``."""
+
+    agi_host: str = "127.0.0.1"
+    agi_port: Port = 4573
+    agi_allowed_peers: Annotated[tuple[IPNetwork, ...], NoDecode] = DEFAULT_ALLOWED_PEERS
+    """Who may open FastAGI connections; from the environment a comma-separated list."""
+
+    ami_host: str = "127.0.0.1"
+    ami_port: Port = 5038
+    ami_user: str = "ivr"
+    ami_secret: SecretStr | None = None
+    ami_secret_file: Path | None = None
+    """A file holding the AMI secret (for container secrets); excludes ``ami_secret``."""
+
+    database_url: SecretStr | None = None
+    """``postgresql://`` URL; unset means the embedded PostgreSQL under ``data_dir``."""
+
+    data_dir: Path = Path("var")
+
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Port = 9108
+
+    log_format: LogFormat = "json"
+    log_level: LogLevel = "info"
+
+    _secret_from_file: SecretStr | None = PrivateAttr(default=None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Only explicit arguments and the environment: no .env file, no secrets directory.
+        environ = _ENVIRON.get()
+        env_source = env_settings if environ is None else _MappingEnvSource(settings_cls, environ)
+        return init_settings, env_source
+
+    @field_validator("agi_allowed_peers", mode="before")
+    @classmethod
+    def _split_peers(cls, value: object) -> object:
+        if isinstance(value, str):
+            entries: list[object] = [part.strip() for part in value.split(",")]
+        elif isinstance(value, Iterable):
+            entries = list(cast("Iterable[object]", value))
+        else:
+            return value
+        networks: list[IPNetwork] = []
+        problems: list[str] = []
+        for entry in entries:
+            if isinstance(entry, IPv4Network | IPv6Network):
+                networks.append(entry)
+                continue
+            text = str(entry).strip()
+            if not text:
+                continue  # tolerate "a, b," and doubled commas
+            try:
+                networks.append(_parse_network(text))
+            except ValueError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ValueError("; ".join(problems))
+        if not networks:
+            raise ValueError("list at least one address or network")
+        return tuple(networks)
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return "warning" if value == "warn" else value
+        return value
+
+    @field_validator("ami_secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if not secret:
+            return None
+        # AMI is a line-based protocol: a line break in the secret would inject headers.
+        if "\r" in secret or "\n" in secret:
+            raise ValueError("must not contain line breaks")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        if not url:
+            return None
+        scheme = url.partition("://")[0].lower() if "://" in url else ""
+        if scheme not in _DATABASE_SCHEMES:
+            raise ValueError("must be a postgresql:// URL (leave it unset for the embedded one)")
+        return SecretStr(url)
+
+    @model_validator(mode="after")
+    def _load_secret_file(self) -> Settings:
+        if self.ami_secret_file is None:
+            return self
+        path = str(self.ami_secret_file)
+        if self.ami_secret is not None:
+            raise _setting_error(
+                "ami_secret_file",
+                path,
+                f"set either {env_var_name('ami_secret')} or this, not both",
+            )
+        try:
+            content = self.ami_secret_file.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            # The codec's message quotes the offending byte: a piece of the secret.
+            raise _setting_error("ami_secret_file", path, "the file is not UTF-8 text") from None
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise _setting_error(
+                "ami_secret_file", path, f"cannot read the file: {reason}"
+            ) from None
+        secret = content.rstrip("\r\n")
+        if not secret:
+            raise _setting_error("ami_secret_file", path, "the file is empty")
+        if "\r" in secret or "\n" in secret:
+            raise _setting_error("ami_secret_file", path, "the secret must be a single line")
+        self._secret_from_file = SecretStr(secret)
+        return self
+
+    def ami_password(self) -> str | None:
+        """The AMI secret in clear text, from ``IVR_AMI_SECRET`` or the secret file."""
+        secret = self.ami_secret if self.ami_secret is not None else self._secret_from_file
+        return None if secret is None else secret.get_secret_value()
+
+    def uses_embedded_database(self) -> bool:
+        """True when no ``IVR_DATABASE_URL`` is set and the embedded PostgreSQL is used."""
+        return self.database_url is None
+
+    def database_url_for_logs(self) -> str:
+        """The database URL with its password hidden, or ``"embedded"``."""
+        if self.database_url is None:
+            return "embedded"
+        return _redact_url(self.database_url.get_secret_value())
+
+    def is_peer_allowed(self, address: str) -> bool:
+        """Whether a FastAGI client at ``address`` (an IP, as from ``getpeername``) may connect."""
+        try:
+            ip = ipaddress.ip_address(address.split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.agi_allowed_peers)
+
+    def describe(self) -> dict[str, str]:
+        """A log-safe summary of the effective settings: no secret values."""
+        return {
+            "config": str(self.config),
+            "agi_host": self.agi_host,
+            "agi_port": str(self.agi_port),
+            "agi_allowed_peers": ", ".join(str(net) for net in self.agi_allowed_peers),
+            "ami_host": self.ami_host,
+            "ami_port": str(self.ami_port),
+            "ami_user": self.ami_user,
+            "ami_secret": "set" if self.ami_password() is not None else "unset",
+            "ami_secret_file": "" if self.ami_secret_file is None else str(self.ami_secret_file),
+            "database": self.database_url_for_logs(),
+            "data_dir": str(self.data_dir),
+            "metrics_host": self.metrics_host,
+            "metrics_port": str(self.metrics_port),
+            "log_format": self.log_format,
+            "log_level": self.log_level,
+        }
+
+
+def _redact_url(url: str) -> str:
+    """Hide the password in a URL's user info and in ``password=`` query parameters."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return _HIDDEN
+    authority_end = next((i for i, char in enumerate(rest) if char in "/?#"), len(rest))
+    authority, tail = rest[:authority_end], rest[authority_end:]
+    userinfo, at, hostinfo = authority.rpartition("@")
+    if at and ":" in userinfo:
+        authority = f"{userinfo.partition(':')[0]}:{_HIDDEN}@{hostinfo}"
+    path, question, query_and_fragment = tail.partition("?")
+    if question:
+        query, hash_sign, fragment = query_and_fragment.partition("#")
+        query = "&".join(
+            f"{key}={_HIDDEN}" if eq and key.lower() in _PASSWORD_QUERY_KEYS else f"{key}{eq}{val}"
+            for key, eq, val in (item.partition("=") for item in query.split("&"))
+        )
+        tail = f"{path}?{query}{hash_sign}{fragment}"
+    return f"{scheme}://{authority}{tail}"
+
+
+@contextmanager
+def _environment(env: Mapping[str, str] | None) -> Iterator[None]:
+    token = _ENVIRON.set(env)
+    try:
+        yield
+    finally:
+        _ENVIRON.reset(token)
+
+
+def _format_errors(exc: ValidationError) -> list[str]:
+    """One line per invalid variable, never showing a secret's value."""
+    messages: dict[str, list[str]] = {}
+    inputs: dict[str, object] = {}
+    for error in exc.errors(include_url=False):
+        ctx: dict[str, Any] = error.get("ctx") or {}
+        loc = error["loc"]
+        if "setting" in ctx:
+            field = str(ctx["setting"])
+        elif loc:
+            field = str(loc[0])
+        else:
+            field = ""
+        message = str(ctx["error"]) if error["type"] == "value_error" else error["msg"]
+        message = " ".join(message.split())  # keep it on one line
+        bucket = messages.setdefault(field, [])
+        if message not in bucket:
+            bucket.append(message)
+        if "value" in ctx:
+            inputs.setdefault(field, ctx["value"])
+        elif field and len(loc) == 1:
+            inputs.setdefault(field, error.get("input"))
+    lines: list[str] = []
+    for field, texts in messages.items():
+        detail = "; ".join(texts)
+        if not field:
+            lines.append(f"invalid settings: {detail}")
+            continue
+        name = env_var_name(field)
+        if field in _SECRET_FIELDS:
+            lines.append(f"invalid setting {name} (value hidden): {detail}")
+        elif field in inputs and isinstance(inputs[field], str):
+            lines.append(f"invalid setting {name}={inputs[field]!r}: {detail}")
+        else:
+            lines.append(f"invalid setting {name}: {detail}")
+    return lines
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``env`` (only that mapping) or from ``os.environ``.
+
+    Raises :class:`SettingsError` listing every invalid variable, one per line.
+    """
+    with _environment(env):
+        try:
+            return Settings()
+        except ValidationError as exc:
+            raise SettingsError(_format_errors(exc)) from None
+        except _SourceError as exc:
+            # The stock source failed to read a variable; its message names no secret.
+            raise SettingsError([" ".join(f"invalid settings: {exc}".split())]) from None
