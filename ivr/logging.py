@@ -118,7 +118,7 @@ def _mask_value(value: object) -> object:
 
 def _mask_item(key: object, value: object) -> object:
     name = key.lower() if isinstance(key, str) else ""
-    if name in ():
+    if name in VERBATIM_KEYS:
         return value
     if name in CALLER_NUMBER_KEYS:
         return _mask_caller_number(value)

@@ -112,6 +112,14 @@ def test_peers_from_a_comma_separated_list() -> None:
     assert not settings.is_peer_allowed("not-an-ip")
 
 
+def test_peers_from_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IVR_AGI_ALLOWED_PEERS", "192.0.2.7, 2001:db8::/32")
+    assert load_settings().agi_allowed_peers == (
+        IPv4Network("192.0.2.7/32"),
+        IPv6Network("2001:db8::/32"),
+    )
+
+
 def test_default_peers_are_loopback_only() -> None:
     settings = load_settings({})
     assert settings.is_peer_allowed("127.0.0.1")
