@@ -19,7 +19,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	$(BIN)/ivr serve
+	IVR_LOG_FORMAT=$${IVR_LOG_FORMAT:-console} $(BIN)/ivr serve
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check ivr tests

@@ -57,16 +57,16 @@ def _reload(store: MenuStore, why: str) -> None:
 
 async def _main(settings: Settings, store: MenuStore) -> None:
     log = get_logger("ivr.app")
-    log.info("service starting", **settings.describe())
-    log.info("serving menu", **_summary(store))
-    for missing in NOT_YET:
-        log.warning("not built yet", component=missing)
-
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, _reload, store, "SIGHUP")
+
+    log.info("service starting", **settings.describe())
+    log.info("serving menu", **_summary(store))
+    for missing in NOT_YET:
+        log.warning("not built yet", component=missing)
     mtime = store.mtime()
     while not stop.is_set():
         try:

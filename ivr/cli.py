@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ivr import __version__
+from ivr.app import run_service
 from ivr.menu.hours import Schedule
 from ivr.menu.loader import LoadedMenu, MenuError, load_menu, resolve_menu_path
 from ivr.menu.schema import menu_json_schema
@@ -24,9 +26,7 @@ EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
 
 def _default_config() -> Path:
     # Honour IVR_CONFIG without failing on unrelated bad settings in offline commands.
-    from os import environ
-
-    return Path(environ.get("IVR_CONFIG") or "config")
+    return Path(os.environ.get("IVR_CONFIG") or "config")
 
 
 def _load_or_report(path: Path, err: TextIO) -> LoadedMenu | None:
@@ -94,8 +94,6 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     del out
-    from ivr.app import run_service
-
     return run_service(config=args.config, err=err)
 
 
@@ -137,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)

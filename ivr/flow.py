@@ -348,7 +348,9 @@ class CallFlow:
         self.state.next_open = status.next_open
         prompts = self.menu.line.prompts
         items: list[AudioItem] = list(prefix)
-        items.append(PromptItem(prompts.holiday if status.reason is Reason.HOLIDAY else prompts.closed))
+        items.append(
+            PromptItem(prompts.holiday if status.reason is Reason.HOLIDAY else prompts.closed)
+        )
         if status.next_open is not None:
             items.extend((PromptItem(prompts.next_opening), SayDateTime(status.next_open)))
         else:

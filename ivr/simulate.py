@@ -156,10 +156,8 @@ def _stopped_outcome(flow: CallFlow, action: Play) -> Outcome:
 def render_text(result: Simulation, schedule: Schedule) -> str:
     """A transcript for people."""
     line = schedule.menu.line
-    lines = [
-        f"Call to {line.number} ({line.name}) at {result.at:%A %Y-%m-%d %H:%M:%S} {schedule.tz.key}",
-        "",
-    ]
+    when = f"{result.at:%A %Y-%m-%d %H:%M:%S} {schedule.tz.key}"
+    lines = [f"Call to {line.number} ({line.name}) at {when}", ""]
     for heard in result.heard:
         if heard.kind == "prompt":
             lines.append(f"  plays  {heard.value:<28} «{heard.text or '(no text)'}»")

@@ -309,7 +309,7 @@ class Contingency(Strict):
         description="End instant, excluded; a date alone means the end of that day.",
     )
     hours: WeeklyHours = Field(
-        default=ALWAYS,  # type: ignore[arg-type]  # validated into HoursRule by pydantic
+        default=ALWAYS,  # validated into HoursRule by pydantic
         validate_default=True,
         description="Hours of service while the window is in force; default 24/7.",
     )
@@ -372,7 +372,7 @@ class Vertiente(Strict):
     menu_prompt: PromptName = Field(description="Introduction of the submenu.")
     enabled: bool = True
     hours: WeeklyHours = Field(
-        default=WEEKDAY_OFFICE,  # type: ignore[arg-type]  # validated into HoursRule by pydantic
+        default=WEEKDAY_OFFICE,  # validated into HoursRule by pydantic
         validate_default=True,
         description="Default hours of its areas; Monday to Friday 08:00-20:00 when omitted.",
     )

@@ -1,0 +1,38 @@
+# First working image of the IVR service (to be completed with prompts and a
+# healthcheck when the call engine and metrics land).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    TZ=America/Mexico_City \
+    IVR_CONFIG=/app/config \
+    IVR_DATA_DIR=/var/lib/ivr \
+    IVR_LOG_FORMAT=json
+
+# System time zone data, in addition to the tzdata wheel the package depends on.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends tzdata \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN groupadd --system ivr && useradd --system --gid ivr --home-dir /app --shell /usr/sbin/nologin ivr
+
+WORKDIR /app
+COPY pyproject.toml README.md LICENSE ./
+COPY ivr ./ivr
+RUN pip install .
+COPY config ./config
+COPY prompts ./prompts
+COPY dialplan ./dialplan
+
+RUN mkdir -p /var/lib/ivr && chown ivr:ivr /var/lib/ivr
+USER ivr
+
+# FastAGI and Prometheus metrics; bind to all interfaces inside the container.
+ENV IVR_AGI_HOST=0.0.0.0 IVR_METRICS_HOST=0.0.0.0
+EXPOSE 4573 9108
+VOLUME ["/var/lib/ivr"]
+
+ENTRYPOINT ["ivr"]
+CMD ["serve"]

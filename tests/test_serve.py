@@ -1,0 +1,94 @@
+"""``ivr serve`` as a process: starts, says what it serves and what is missing, reloads, stops."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def read_event(stream: IO[str], wanted: str, timeout: float = 20.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = stream.readline()
+        if not line:
+            break
+        event: dict[str, Any] = json.loads(line)
+        if event["event"] == wanted:
+            return event
+    raise AssertionError(f"no {wanted!r} log line")
+
+
+def test_serve_lifecycle(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(ROOT / "config", config)
+    env = {**os.environ, "IVR_CONFIG": str(config), "IVR_LOG_FORMAT": "json"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ivr", "serve"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    try:
+        serving = read_event(proc.stderr, "serving menu")
+        assert serving["line"] == "******5205"  # the line's number is masked like any number
+        assert serving["vertientes"] == 3
+        missing = read_event(proc.stderr, "not built yet")
+        assert "FastAGI" in missing["component"]
+
+        menu = config / "menu.yaml"
+        good = menu.read_text(encoding="utf-8")
+        menu.write_text(good.replace("digit: 3\n", "digit: 33\n", 1), encoding="utf-8")
+        proc.send_signal(signal.SIGHUP)
+        rejected = read_event(proc.stderr, "menu reload rejected")
+        assert "menu.yaml:" in rejected["error"]
+        assert "single key 0-9" in rejected["error"]
+        read_event(proc.stderr, "keeping the running menu")
+
+        menu.write_text(
+            good.replace('version: "2026-12-04.1"', 'version: "2026-12-04.2"'), encoding="utf-8"
+        )
+        proc.send_signal(signal.SIGHUP)
+        reloaded = read_event(proc.stderr, "menu reloaded")
+        assert reloaded["menu_version"] == "2026-12-04.2"
+
+        proc.send_signal(signal.SIGTERM)
+        read_event(proc.stderr, "service stopped")
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+def test_serve_refuses_invalid_settings_with_one_line() -> None:
+    env = {**os.environ, "IVR_AGI_PORT": "not-a-port"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ivr", "serve"], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "IVR_AGI_PORT" in lines[0]
+
+
+def test_serve_refuses_an_invalid_menu(tmp_path: Path) -> None:
+    menu = tmp_path / "menu.yaml"
+    menu.write_text("line: {}\n", encoding="utf-8")
+    env = {**os.environ, "IVR_CONFIG": str(menu)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ivr", "serve"], env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 1
+    assert f"{menu}:1:1: missing required key 'queues'" in proc.stderr
