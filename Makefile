@@ -22,8 +22,8 @@ run: $(VENV)/.installed
 	IVR_LOG_FORMAT=$${IVR_LOG_FORMAT:-console} $(BIN)/ivr serve
 
 test: $(VENV)/.installed-dev
-	$(BIN)/ruff check ivr tests
-	$(BIN)/ruff format --check ivr tests
+	$(BIN)/ruff check ivr tests bench
+	$(BIN)/ruff format --check ivr tests bench
 	$(BIN)/mypy
 	$(BIN)/pytest
 

@@ -140,6 +140,7 @@ class CallFlow:
         self._invalid = 0
         self._silent = 0
         self._pending: Action | None = None
+        self._closed: Play | None = None
         self._done = False
 
     # --- public API ------------------------------------------------------------
@@ -262,10 +263,12 @@ class CallFlow:
 
     def _on_key(self, key: str) -> Action:
         repeat, back, operator = self._keys()
-        if self._step.startswith("closed:"):
+        if self._closed is not None and self._step == self._closed.step:
             if key == back:
                 self._reset_counters()
                 return self._main_menu()
+            if key == repeat:
+                return self._closed
             return self._goodbye(Outcome.CLOSED)
         if key == repeat:
             return self._current_menu()
@@ -360,8 +363,5 @@ class CallFlow:
             return self._goodbye(cause, prefix=tuple(items))
         items.append(PromptItem(prompts.back_to_menu))
         self._reset_counters()
-        return Play(
-            step=f"closed:{area_key}",
-            items=tuple(items),
-            collect=self._collect(),
-        )
+        self._closed = Play(step=f"closed:{area_key}", items=tuple(items), collect=self._collect())
+        return self._closed

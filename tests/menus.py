@@ -154,21 +154,29 @@ def area_menu(
     ``contingencies``...), written as if at the top level; ``calendar`` is the
     body of the ``calendar:`` section.
     """
-    vertientes = (
-        f"{VERTIENTE}:\n"
-        "  digit: 1\n"
-        "  name: Servicios\n"
-        "  prompt: opcion-servicios\n"
-        "  menu_prompt: menu-servicios\n"
-        + _block(vertiente, 2)
-        + "  areas:\n"
-        f"    {AREA}:\n"
-        "      digit: 1\n"
-        "      name: Trámite\n"
-        "      department: Dependencia\n"
-        "      queue: mesa\n"
-        "      prompt: opcion-tramite\n" + _block(area, 6)
+    head = _block(
+        f"""
+        {VERTIENTE}:
+          digit: 1
+          name: Servicios
+          prompt: opcion-servicios
+          menu_prompt: menu-servicios
+        """,
+        0,
     )
+    area_head = _block(
+        f"""
+        areas:
+          {AREA}:
+            digit: 1
+            name: Trámite
+            department: Dependencia
+            queue: mesa
+            prompt: opcion-tramite
+        """,
+        2,
+    )
+    vertientes = head + _block(vertiente, 2) + area_head + _block(area, 6)
     return menu_from_yaml(vertientes, calendar, timezone=timezone)
 
 

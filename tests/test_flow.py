@@ -150,6 +150,7 @@ def test_closed_area_says_when_it_opens_and_offers_the_way_back(schedule: Schedu
     says = [item for item in closed.items if isinstance(item, SayDateTime)]
     assert says == [SayDateTime(datetime(2026, 12, 8, 8, 0, tzinfo=MX))]
     assert flow.state.reason is Reason.OUTSIDE_HOURS
+    assert flow.on_input(Digits("*")) == closed  # repeat plays the message again
     back = flow.on_input(Digits("#"))
     assert isinstance(back, Play)
     assert back.step == "main_menu"

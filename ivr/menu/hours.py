@@ -146,7 +146,9 @@ class Schedule:
     # --- intervals -----------------------------------------------------------
 
     def _ranges(self, day: date, ranges: tuple[TimeRange, ...]) -> list[Interval]:
-        return [(self.wall(day, r.open), self.wall(day, r.end_offset)) for r in ranges]
+        intervals = [(self.wall(day, r.open), self.wall(day, r.end_offset)) for r in ranges]
+        # A range wholly inside a gap (clocks going forward) does not happen that day.
+        return [(start, end) for start, end in intervals if start < end]
 
     def _weekly(self, day: date, rules: tuple[HoursRule, ...]) -> tuple[TimeRange, ...]:
         weekday = day.weekday()
@@ -227,7 +229,9 @@ class Schedule:
                 starts, ends = self._window(window)
                 if ends > now:
                     start_day = starts.astimezone(self.tz).date() - timedelta(days=1)
-                    sources.append((max(today - timedelta(days=1), start_day), ends.astimezone(self.tz).date()))
+                    sources.append(
+                        (max(today - timedelta(days=1), start_day), ends.astimezone(self.tz).date())
+                    )
         best: datetime | None = None
         for first, last in sources:
             found = self._first_start_after(option, now, first, last)
@@ -279,7 +283,10 @@ class Schedule:
         if active:
             if rule.closed_by and all(w.holidays_close for w in active):
                 return Reason.HOLIDAY, rule.closed_by
-            has_hours_today = any(self._weekly(day, w.hours) for w in active)
+            # The option's regular hours still count on a day they apply to.
+            has_hours_today = any(self._weekly(day, w.hours) for w in active) or bool(
+                self.regular_intervals(option, day)
+            )
             return self._hours_reason(day, has_hours_today), None
         if option.requires_contingency:
             return Reason.NO_ACTIVE_CONTINGENCY, None

@@ -13,16 +13,15 @@ from __future__ import annotations
 import difflib
 import hashlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from ivr.menu.checks import check_menu
-from ivr.menu.model import Menu
+from ivr.menu.checks import check_data, model_at, model_keys
+from ivr.menu.model import PHONE_NUMBER, PROMPT_NAME, SLUG, ListItemError, Menu
 
 MENU_FILENAME = "menu.yaml"
 
@@ -135,7 +134,9 @@ class _Builder:
                     continue
                 key = str(key_node.value)
                 if key == "<<":
-                    self.error(_mark(key_node), "merge keys ('<<') are not supported: repeat the keys")
+                    self.error(
+                        _mark(key_node), "merge keys ('<<') are not supported: repeat the keys"
+                    )
                     continue
                 if key in first_seen:
                     first = first_seen[key]
@@ -148,19 +149,60 @@ class _Builder:
                 self.positions.keys[(*path, key)] = _mark(key_node)
                 result[key] = self.build(value_node, (*path, key))
             return result
-        raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover - composer only yields the three
+        # the composer only yields the three node kinds above
+        raise TypeError(f"unexpected YAML node {node!r}")  # pragma: no cover
+
+
+# Constructs that, left open, make the parser complain far below where they start.
+_OPENED_BY = {
+    "while parsing a flow sequence": ("the list opened here with '['", "']'"),
+    "while parsing a flow mapping": ("the mapping opened here with '{'", "'}'"),
+    "while scanning a quoted scalar": ("the quoted text opened here", "quote"),
+}
+_SYNTAX_HINTS = {
+    "expected <block end>": "check the indentation of this line",
+    "mapping values are not allowed here": (
+        "quote a value that contains ': ', or check the indentation"
+    ),
+    "that cannot start any token": (
+        "indent with spaces, not tabs, and quote values starting with @ or `"
+    ),
+}
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, filename: str) -> ConfigError:
+    problem = exc.problem or "invalid YAML"
+    where, context = exc.problem_mark, exc.context_mark
+    opened = _OPENED_BY.get(exc.context or "")
+    if opened and where and context and context.line != where.line:
+        # Point at the opening bracket or quote, and say where the parser gave up.
+        what, closer = opened
+        return ConfigError(
+            filename,
+            context.line + 1,
+            context.column + 1,
+            f"YAML syntax: in {what}: {problem} at line {where.line + 1}, "
+            f"column {where.column + 1} (is the closing {closer} missing?)",
+        )
+    mark = where or context
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    hint = next((h for needle, h in _SYNTAX_HINTS.items() if needle in problem), None)
+    detail = f" ({exc.context})" if exc.context and not hint else ""
+    return ConfigError(
+        filename, line, col, f"YAML syntax: {problem}{detail}" + (f"; {hint}" if hint else "")
+    )
 
 
 def parse_yaml(text: str, filename: str) -> tuple[Any, Positions]:
-    """Parse YAML text into plain data plus positions; raise MenuError on syntax errors."""
+    """Parse YAML text into plain data plus positions; raise MenuError on YAML-level problems.
+
+    Those (syntax, duplicate keys) are reported before any menu rule: validating
+    what is left after dropping a duplicate would only add misleading errors.
+    """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or "invalid YAML"
-        context = f" ({exc.context})" if exc.context else ""
-        raise MenuError([ConfigError(filename, line, col, f"YAML syntax: {problem}{context}")]) from None
+        raise MenuError([_syntax_error(exc, filename)]) from None
     except yaml.YAMLError as exc:
         raise MenuError([ConfigError(filename, 1, 1, f"YAML syntax: {exc}")]) from None
     if node is None:
@@ -172,102 +214,169 @@ def parse_yaml(text: str, filename: str) -> tuple[Any, Positions]:
     return data, builder.positions
 
 
-def _vocabulary(model: type[BaseModel], seen: set[type[BaseModel]] | None = None) -> set[str]:
-    """Every key name the menu format knows, for 'did you mean' hints."""
-    seen = seen if seen is not None else set()
-    if model in seen:
-        return set()
-    seen.add(model)
-    names: set[str] = set()
-    for name, info in model.model_fields.items():
-        names.add(info.alias or name)
-        for sub in _models_in(info.annotation):
-            names |= _vocabulary(sub, seen)
-    return names
-
-
-def _models_in(annotation: Any) -> Iterator[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        yield annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        yield from _models_in(arg)
-    origin = getattr(annotation, "__origin__", None)
-    if origin is not None and origin is not annotation:
-        yield from _models_in(origin)
-
-
-_VOCABULARY = _vocabulary(Menu)
-
-
 def _data_path(data: Any, loc: tuple[str | int, ...]) -> PathKey:
     """Follow a pydantic error location through the data, skipping union/validator tags."""
     path: list[str | int] = []
     current = data
     for item in loc:
-        if isinstance(current, dict) and isinstance(item, str) and item in current:
+        in_dict = isinstance(current, dict) and isinstance(item, str) and item in current
+        in_list = isinstance(current, list) and isinstance(item, int) and 0 <= item < len(current)
+        if in_dict or in_list:
             current = current[item]
             path.append(item)
-        elif isinstance(current, list) and isinstance(item, int) and 0 <= item < len(current):
-            current = current[item]
+        elif (
+            isinstance(current, dict | list)
+            and isinstance(item, str)
+            and not item.startswith(("function-", "tagged-union"))
+        ):
+            # the key pydantic complains about does not exist (missing), or is '[key]'
             path.append(item)
-        elif isinstance(current, dict | list):
-            # the key pydantic complains about does not exist (missing) or is a tag
-            if isinstance(item, str) and not item.startswith(("function-", "tagged-union")):
-                path.append(item)
-                break
+            break
     return tuple(path)
 
 
-def _message(err: Any) -> str:
+def _dotted(path: PathKey) -> str:
+    """``('calendar', 'closures', 0)`` as ``calendar.closures[0]``."""
+    text = ""
+    for item in path:
+        text += f"[{item}]" if isinstance(item, int) else (f".{item}" if text else item)
+    return text
+
+
+def _allowed_keys(parent: PathKey) -> list[str]:
+    model = model_at(parent)
+    return list(model_keys(model)) if model else []
+
+
+def _unknown_key_hint(key: str, parent: PathKey) -> str | None:
+    """The key probably meant, among those allowed in the same mapping."""
+    close = difflib.get_close_matches(key, _allowed_keys(parent), n=1)
+    return close[0] if close else None
+
+
+# What a pattern means, for people who do not read regular expressions.
+_PATTERN_HELP = {
+    SLUG: ("name", "use lowercase letters, digits, '-' and '_', e.g. 'obra-publica'"),
+    PROMPT_NAME: (
+        "prompt name",
+        "use lowercase letters, digits, '-' and '_' ('/' between folders), e.g. 'opcion-cea'",
+    ),
+    PHONE_NUMBER: ("phone number", "write 3 to 15 digits, optionally after '+', e.g. '4421015205'"),
+}
+
+
+def _got(value: Any) -> str:
+    if value is None:
+        return ", got an empty value"
+    if isinstance(value, dict):
+        return ", got a mapping"
+    if isinstance(value, list):
+        return ", got a list"
+    return f", got {value!r}"
+
+
+def _message(err: Any, path: PathKey) -> str:
     kind = err["type"]
     loc = err["loc"]
     last = loc[-1] if loc else ""
+    value = err.get("input")
     if kind == "extra_forbidden":
-        hint = difflib.get_close_matches(str(last), _VOCABULARY, n=1)
-        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-        return f"unknown key {last!r}{suggestion}"
+        hint = _unknown_key_hint(str(last), path[:-1])
+        if hint:
+            return f"unknown key {last!r}; did you mean {hint!r}?"
+        allowed = _allowed_keys(path[:-1])
+        expected = f"; expected one of: {', '.join(allowed)}" if allowed else ""
+        return f"unknown key {last!r}{expected}"
     if kind == "missing":
-        return f"missing required key {last!r}"
+        parent = _dotted(path[:-1])
+        return f"missing required key {last!r}" + (
+            f" in {parent}" if parent else " at the top level"
+        )
+    if kind == "string_pattern_mismatch" and err["ctx"]["pattern"] in _PATTERN_HELP:
+        noun, help_text = _PATTERN_HELP[err["ctx"]["pattern"]]
+        return f"invalid {noun} {value!r}: {help_text}"
+    if kind in {"model_type", "model_attributes_type", "dict_type"}:
+        return f"expected a mapping of keys{_got(value)}"
+    if kind in {"bool_parsing", "bool_type"}:
+        return f"expected true or false{_got(value)}"
     msg: str = err["msg"]
     if msg.startswith("Value error, "):
         return msg.removeprefix("Value error, ")
-    value = err.get("input")
-    if isinstance(value, str | int | float | bool) and not isinstance(value, dict):
-        return f"{msg}, got {value!r}"
+    if isinstance(value, dict | list) and kind.endswith("_type"):
+        return f"{msg}{_got(value)}"
+    if isinstance(value, str | int | float | bool | None):
+        return f"{msg}{_got(value)}"
     return msg
+
+
+def _validation_errors(
+    exc: ValidationError, data: Any, positions: Positions, filename: str
+) -> list[tuple[PathKey, ConfigError]]:
+    """Each pydantic error as (data path, positioned error), with redundant ones dropped."""
+    found: list[tuple[str, PathKey, Any]] = [
+        (err["type"], _data_path(data, err["loc"]), err) for err in exc.errors()
+    ]
+    # A typo such as 'qeue' for 'queue' also makes 'queue' missing: the hint says it all.
+    meant = {
+        (path[:-1], hint)
+        for kind, path, _ in found
+        if kind == "extra_forbidden" and path
+        for hint in [_unknown_key_hint(str(path[-1]), path[:-1])]
+        if hint
+    }
+    errors: list[tuple[PathKey, ConfigError]] = []
+    for kind, path, err in found:
+        if kind == "missing" and (path[:-1], path[-1] if path else None) in meant:
+            continue
+        if kind == "extra_forbidden":
+            pos = positions.of_key(path)
+        elif kind == "missing":
+            pos = positions.of_key(path[:-1])  # the key that owns the incomplete mapping
+        elif err["loc"] and err["loc"][-1] == "[key]":
+            pos = positions.of_key(path[:-1])  # a mapping key that is not a valid name
+        else:
+            pos = positions.of_value(_item_path(err, path, positions))
+        errors.append((path, ConfigError(filename, pos.line, pos.col, _message(err, path))))
+    return errors
+
+
+def _item_path(err: Any, path: PathKey, positions: Positions) -> PathKey:
+    """The path of the bad item when a validator names one (weekday lists), else ``path``."""
+    item = err.get("ctx", {}).get("error")
+    if isinstance(item, ListItemError) and (*path, item.index) in positions.values:
+        return (*path, item.index)
+    return path
 
 
 def errors_from_validation(
     exc: ValidationError, data: Any, positions: Positions, filename: str
 ) -> list[ConfigError]:
-    errors: list[ConfigError] = []
-    for err in exc.errors():
-        path = _data_path(data, err["loc"])
-        if err["type"] == "extra_forbidden":
-            pos = positions.of_key(path)
-        elif err["type"] == "missing":
-            pos = positions.of_value(path[:-1])
-        else:
-            pos = positions.of_value(path)
-        errors.append(ConfigError(filename, pos.line, pos.col, _message(err)))
-    return errors
+    return [error for _, error in _validation_errors(exc, data, positions, filename)]
 
 
 def load_menu_text(text: str, filename: str) -> LoadedMenu:
+    """Validate menu text; raise MenuError listing every problem, in line order."""
     data, positions = parse_yaml(text, filename)
     if not isinstance(data, dict):
         raise MenuError([ConfigError(filename, 1, 1, "the menu file must be a mapping of keys")])
+    errors: list[ConfigError] = []
+    menu: Menu | None = None
+    invalid: set[PathKey] = set()
     try:
         menu = Menu.model_validate(data)
     except ValidationError as exc:
-        raise MenuError(errors_from_validation(exc, data, positions, filename)) from None
-    problems = [
-        ConfigError(filename, pos.line, pos.col, message)
-        for path, message, on_key in check_menu(menu)
-        for pos in [positions.of_key(path) if on_key else positions.of_value(path)]
-    ]
-    if problems:
-        raise MenuError(problems)
+        for path, error in _validation_errors(exc, data, positions, filename):
+            invalid.add(path)
+            errors.append(error)
+    # Whole-document rules run even when the structure is wrong, so that one
+    # `ivr check` lists everything; a value already reported is not reported twice.
+    for path, message, on_key in check_data(data):
+        if path in invalid:
+            continue
+        pos = positions.of_key(path) if on_key else positions.of_value(path)
+        errors.append(ConfigError(filename, pos.line, pos.col, message))
+    if errors or menu is None:
+        raise MenuError(errors)
     digest = hashlib.sha256(text.encode()).hexdigest()
     return LoadedMenu(menu=menu, path=Path(filename), digest=digest, positions=positions)
 

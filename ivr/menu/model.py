@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     WithJsonSchema,
     field_validator,
 )
@@ -58,6 +59,7 @@ WEEKDAYS: dict[str, int] = {
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SLUG = r"^[a-z0-9][a-z0-9_-]*$"
 PROMPT_NAME = r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)*$"
+PHONE_NUMBER = r"^\+?[0-9]{3,15}$"
 KEYS = "0123456789*#"
 DAY_SECONDS = 24 * 3600
 
@@ -72,28 +74,47 @@ def _weekday(token: str) -> int:
     return WEEKDAYS[name]
 
 
+class ListItemError(ValueError):
+    """A problem with one item of a list value; ``index`` lets the loader point at that item."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+def _days_of(token: str) -> set[int]:
+    token = token.strip().lower()
+    if token in {"daily", "all", "mon-sun"}:
+        return set(range(7))
+    if "-" in token:
+        first, _, last = token.partition("-")
+        start, end = _weekday(first), _weekday(last)
+        span = (end - start) % 7
+        return {(start + i) % 7 for i in range(span + 1)}
+    return {_weekday(token)}
+
+
 def parse_days(value: Any) -> tuple[int, ...]:
     """Parse ``mon-fri``, ``sat,sun``, ``daily`` or a list of names into weekday numbers."""
+    days: set[int] = set()
     if isinstance(value, str):
         parts = [p for p in value.split(",") if p.strip()]
+        for part in parts:
+            days |= _days_of(part)
     elif isinstance(value, list | tuple):
         parts = [str(p) for p in value]
+        for index, part in enumerate(parts):
+            try:
+                days |= _days_of(part)
+            except ValueError as exc:
+                raise ListItemError(str(exc), index) from None
     else:
-        raise ValueError("days must be text such as 'mon-fri' or a list of weekdays")
+        # ValueError, not TypeError: pydantic only turns ValueError into a validation error
+        raise ValueError(  # noqa: TRY004
+            f"days must be text such as 'mon-fri' or a list of weekdays, got {value!r}"
+        )
     if not parts:
         raise ValueError("days is empty: name at least one weekday, e.g. 'mon-fri'")
-    days: set[int] = set()
-    for part in parts:
-        token = part.strip().lower()
-        if token in {"daily", "all", "mon-sun"}:
-            days.update(range(7))
-        elif "-" in token:
-            first, _, last = token.partition("-")
-            start, end = _weekday(first), _weekday(last)
-            span = (end - start) % 7
-            days.update((start + i) % 7 for i in range(span + 1))
-        else:
-            days.add(_weekday(token))
     return tuple(sorted(days))
 
 
@@ -102,8 +123,8 @@ _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2}))?$")
 
 def parse_clock(value: Any) -> int:
     """Parse ``HH:MM`` (or ``HH:MM:SS``) into seconds after midnight; ``24:00`` is allowed."""
-    if not isinstance(value, str):
-        raise ValueError(f"write times as quoted text 'HH:MM', got {value!r}")
+    if not isinstance(value, str):  # ValueError: see parse_days
+        raise ValueError(f"write times as quoted text 'HH:MM', got {value!r}")  # noqa: TRY004
     match = _CLOCK.match(value.strip())
     if not match:
         raise ValueError(f"invalid time {value!r}: expected 'HH:MM', e.g. '08:00'")
@@ -120,14 +141,18 @@ def format_clock(seconds: int) -> str:
 
 
 def parse_digit(value: Any) -> str:
-    text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    text = (
+        str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    )
     if len(text) != 1 or text not in "0123456789":
         raise ValueError(f"a menu digit must be a single key 0-9, got {value!r}")
     return text
 
 
 def parse_key(value: Any) -> str:
-    text = str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    text = (
+        str(value).strip() if isinstance(value, int | str) and not isinstance(value, bool) else ""
+    )
     if len(text) != 1 or text not in KEYS:
         raise ValueError(f"a key must be one of 0-9, * or #, got {value!r}")
     return text
@@ -135,7 +160,9 @@ def parse_key(value: Any) -> str:
 
 def parse_timezone(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        raise ValueError(f"time zone must be an IANA name such as 'America/Mexico_City', got {value!r}")
+        raise ValueError(
+            f"time zone must be an IANA name such as 'America/Mexico_City', got {value!r}"
+        )
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
@@ -165,8 +192,15 @@ ClockTime = Annotated[
 Digit = Annotated[
     str,
     BeforeValidator(parse_digit),
-    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0, "maximum": 9}, {"type": "string", "pattern": "^[0-9]$"}]}),
-]  # fmt: skip
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0, "maximum": 9},
+                {"type": "string", "pattern": "^[0-9]$"},
+            ]
+        }
+    ),
+]
 Key = Annotated[
     str,
     BeforeValidator(parse_key),
@@ -232,7 +266,9 @@ class HoursRule(TimeRange):
 
 
 ALWAYS: tuple[dict[str, Any], ...] = ({"days": "daily", "open": "00:00", "close": "24:00"},)
-WEEKDAY_OFFICE: tuple[dict[str, Any], ...] = ({"days": "mon-fri", "open": "08:00", "close": "20:00"},)
+WEEKDAY_OFFICE: tuple[dict[str, Any], ...] = (
+    {"days": "mon-fri", "open": "08:00", "close": "20:00"},
+)
 
 
 def _hours_shorthand(value: Any) -> Any:
@@ -295,6 +331,13 @@ def _window_end(value: Any) -> Any:
     return value
 
 
+def _show_instant(value: datetime) -> str:
+    """An instant as an admin would write it: a plain date when it is local midnight."""
+    if value.tzinfo is None and value.time() == datetime.min.time():
+        return value.date().isoformat()
+    return value.isoformat(timespec="minutes" if not value.second else "seconds")
+
+
 class Contingency(Strict):
     """A contingency window decreed by an authority: extra (often 24/7) service."""
 
@@ -320,15 +363,26 @@ class Contingency(Strict):
         default=None, description="Prompt played at the start of every call while in force."
     )
 
-    @field_validator("ends")
+    @field_validator("ends", mode="wrap")
     @classmethod
-    def _ends_after_start(cls, value: datetime, info: ValidationInfo) -> datetime:
+    def _ends_after_start(
+        cls, raw: Any, handler: ValidatorFunctionWrapHandler, info: ValidationInfo
+    ) -> datetime:
+        # Wrapped so the message can quote 'to' as written: a date alone is
+        # stored as the next midnight, which would read as a different day.
+        value: datetime = handler(raw)
         starts = info.data.get("starts")
         if starts is not None:
             if (starts.tzinfo is None) != (value.tzinfo is None):
                 raise ValueError("give both 'from' and 'to' with a UTC offset, or neither")
             if value <= starts:
-                raise ValueError(f"contingency ends at {value} before it starts at {starts}")
+                date_only = isinstance(raw, str) and _DATE_ONLY.match(raw.strip()) is not None
+                written = raw.strip() if isinstance(raw, str) else _show_instant(value)
+                relation = "when" if value == starts and not date_only else "before"
+                raise ValueError(
+                    f"contingency ends (to: {written}) {relation} it starts "
+                    f"(from: {_show_instant(starts)})"
+                )
         return value
 
 
@@ -342,7 +396,9 @@ class Area(Strict):
     name: str = Field(min_length=1)
     department: str = Field(min_length=1, description="Responsible department (dependencia).")
     queue: QueueName = Field(description="Operator queue (a key under 'queues').")
-    prompt: PromptName = Field(description="Option announcement, e.g. 'Para Reemplacamiento, marque 2'.")  # fmt: skip
+    prompt: PromptName = Field(
+        description="Option announcement, e.g. 'Para Reemplacamiento, marque 2'."
+    )
     tag: str | None = Field(
         default=None,
         max_length=15,
@@ -378,7 +434,8 @@ class Vertiente(Strict):
     )
     requires_contingency: bool = Field(
         default=False,
-        description="Areas are offered only while a contingency is in force (Situaciones emergentes).",
+        description="Areas are offered only while a contingency is in force "
+        "(Situaciones emergentes).",
     )
     contingencies: tuple[Contingency, ...] = Field(
         default=(), description="Contingency windows that apply to every area of the vertiente."
@@ -424,7 +481,7 @@ class Fallback(Strict):
 
 
 class Line(Strict):
-    number: str = Field(pattern=r"^\+?[0-9]{3,15}$", description="Public number callers dial.")
+    number: str = Field(pattern=PHONE_NUMBER, description="Public number callers dial.")
     name: str = Field(min_length=1)
     timezone: TimeZoneName = "America/Mexico_City"
     language: Literal["es"] = "es"
@@ -433,7 +490,9 @@ class Line(Strict):
     keys: GlobalKeys = GlobalKeys()
     input: InputPolicy
     prompts: LinePrompts
-    operator: AreaKey | None = Field(default=None, description="Area reached with the operator key.")
+    operator: AreaKey | None = Field(
+        default=None, description="Area reached with the operator key."
+    )
     fallback: Fallback
 
     @property
@@ -490,6 +549,8 @@ class Prompt(Strict):
 
 
 def _prompt_shorthand(value: Any) -> Any:
+    if value is None:
+        raise ValueError("the prompt has no text: write what the caller hears after its name")
     return {"text": value} if isinstance(value, str) else value
 
 
