@@ -7,6 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from menus import menu_from_yaml
 
 from ivr.flow import (
     ALL_KEYS,
@@ -196,3 +197,30 @@ def test_the_clock_is_read_at_decision_time(schedule: Schedule) -> None:
     closed = flow.on_input(Digits("2"))
     assert isinstance(closed, Play)
     assert closed.step == "closed:reemplacamiento"
+
+
+def test_operator_key_is_free_for_digits_when_no_operator_area_is_named() -> None:
+    menu = menu_from_yaml(
+        """
+  servicios:
+    digit: 2
+    name: Servicios
+    prompt: opcion-servicios
+    menu_prompt: menu-servicios
+    areas:
+      tramite:
+        digit: 0
+        name: Trámite
+        department: Dependencia
+        queue: general
+        prompt: opcion-tramite
+"""
+    )
+    assert menu.line.operator is None
+    assert menu.line.keys.operator == "0"
+    schedule = Schedule(menu)
+    flow, _ = start(schedule)
+    flow.on_input(Digits("2"))
+    route = flow.on_input(Digits("0"))
+    assert isinstance(route, Route)
+    assert route.area == "tramite"

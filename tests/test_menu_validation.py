@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ivr.menu import loader
 from ivr.menu.checks import check_menu
 from ivr.menu.loader import ConfigError, LoadedMenu, MenuError, load_menu, load_menu_text
 from ivr.menu.model import DAY_SECONDS, Area, TimeRange, parse_digit
@@ -1072,3 +1073,19 @@ def test_prompt_without_text() -> None:
         line_of(text),
         "the prompt has no text: write what the caller hears after its name",
     )
+
+
+def test_libyaml_fast_path_gives_the_same_data_and_positions_as_pure_python() -> None:
+    text = (ROOT / "config" / "menu.yaml").read_text(encoding="utf-8")
+    text += "\nextra: {ñandú: \"á\", lista: [ü, 'ö'], bloque: x}\n"
+    builders = []
+    for fast in (True, False):
+        node = loader._compose(text, fast=fast)
+        assert node is not None
+        builder = loader._Builder("menu.yaml")
+        builders.append((builder.build(node, ()), builder.positions))
+    (fast_data, fast_pos), (pure_data, pure_pos) = builders
+    assert fast_data == pure_data
+    assert fast_pos == pure_pos
+    last_line = text.splitlines()[-1]
+    assert fast_pos.of_key(("extra", "lista")).col == last_line.index("lista") + 1

@@ -136,10 +136,13 @@ def _mapping(value: Any) -> dict[str, Any]:
 def _global_keys(root: dict[str, Any], problems: list[Problem]) -> dict[str, str]:
     """The keys with a global role (repeat, back, operator), by key."""
     roles: dict[str, str] = {}
-    keys = _mapping(root.get("line")).get("keys", {})
+    line = _mapping(root.get("line"))
+    keys = line.get("keys", {})
     if not isinstance(keys, dict):  # the structural error says so
         return roles
     for role, info in GlobalKeys.model_fields.items():
+        if role == "operator" and not line.get("operator"):
+            continue  # the operator key does nothing until line.operator names an area
         key = _valid(parse_key, keys.get(role, info.default))
         if key is None:
             continue

@@ -33,6 +33,8 @@ Interval = tuple[datetime, datetime]  # [start, end) in UTC
 
 # How far ahead to look for an opening, per source of service (regular hours or one window).
 SEARCH_DAYS = 800
+# Memoised (option, local date) interval lists; ~10 options x 2 years fits easily.
+INTERVAL_CACHE_SIZE = 16_384
 
 
 class Reason(StrEnum):
@@ -104,6 +106,7 @@ class Schedule:
             for akey in vertiente.areas
         }
         self._windows: dict[int, tuple[datetime, datetime]] = {}
+        self._intervals: dict[tuple[int, date], tuple[Option, tuple[Interval, ...]]] = {}
 
     # --- time helpers --------------------------------------------------------
 
@@ -180,12 +183,24 @@ class Schedule:
         intervals = self._ranges(day, self._weekly(day, window.hours))
         return [(max(s, starts), min(e, ends)) for s, e in intervals if s < ends and e > starts]
 
-    def intervals(self, option: Option, day: date) -> list[Interval]:
-        """Every [start, end) during which the option serves, for ranges starting on ``day``."""
+    def intervals(self, option: Option, day: date) -> tuple[Interval, ...]:
+        """Every [start, end) during which the option serves, for ranges starting on ``day``.
+
+        Pure in (option, day) for a given menu, so results are memoised; the
+        entry holds the option itself, so its id cannot be reused while cached.
+        """
+        key = (id(option), day)
+        cached = self._intervals.get(key)
+        if cached is not None and cached[0] is option:
+            return cached[1]
         found = self.regular_intervals(option, day)
         for window in option.contingencies:
             found.extend(self.window_intervals(option, window, day))
-        return sorted(found)
+        result = tuple(sorted(found))
+        if len(self._intervals) >= INTERVAL_CACHE_SIZE:
+            self._intervals.clear()
+        self._intervals[key] = (option, result)
+        return result
 
     # --- questions -----------------------------------------------------------
 

@@ -193,6 +193,23 @@ def _syntax_error(exc: yaml.MarkedYAMLError, filename: str) -> ConfigError:
     )
 
 
+def _compose(text: str, fast: bool = True) -> yaml.Node | None:
+    """Compose the node tree; libyaml when present (7x faster), pure Python for errors.
+
+    Both give the same nodes and marks (a test checks it on the shipped menu);
+    problems are re-read with the pure parser so their wording is always the same.
+    """
+    c_loader = getattr(yaml, "CSafeLoader", None) if fast else None
+    if c_loader is not None:
+        try:
+            node: yaml.Node | None = yaml.compose(text, Loader=c_loader)
+        except yaml.YAMLError:
+            pass
+        else:
+            return node
+    return yaml.compose(text, Loader=yaml.SafeLoader)
+
+
 def parse_yaml(text: str, filename: str) -> tuple[Any, Positions]:
     """Parse YAML text into plain data plus positions; raise MenuError on YAML-level problems.
 
@@ -200,7 +217,7 @@ def parse_yaml(text: str, filename: str) -> tuple[Any, Positions]:
     what is left after dropping a duplicate would only add misleading errors.
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
     except yaml.MarkedYAMLError as exc:
         raise MenuError([_syntax_error(exc, filename)]) from None
     except yaml.YAMLError as exc:

@@ -451,7 +451,10 @@ class PrivacyNotice(Strict):
 class GlobalKeys(Strict):
     repeat: Key = "*"
     back: Key = "#"
-    operator: Key | None = "0"
+    operator: Key | None = Field(
+        default="0",
+        description="Straight to an operator; active only when line.operator names an area.",
+    )
 
 
 class InputPolicy(Strict):
@@ -491,7 +494,7 @@ class Line(Strict):
     input: InputPolicy
     prompts: LinePrompts
     operator: AreaKey | None = Field(
-        default=None, description="Area reached with the operator key."
+        default=None, description="Area reached with the operator key; none disables the key."
     )
     fallback: Fallback
 
