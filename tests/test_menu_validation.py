@@ -638,27 +638,31 @@ def test_weekday_spellings(written: str, expected: tuple[int, ...]) -> None:
         (
             "        queue: qrobot\n",
             "        queue: qrobots",
-            "queue 'qrobots' is not defined (define it under 'queues')",
+            "queue 'qrobots' is not defined (define it under 'queues'); did you mean 'qrobot'?",
         ),
         (
             "        prompt: opcion-qrobot\n",
             "        prompt: opcion-qrobo",
-            "prompt 'opcion-qrobo' is not defined (define it under 'prompts')",
+            "prompt 'opcion-qrobo' is not defined (define it under 'prompts')"
+            "; did you mean 'opcion-qrobot'?",
         ),
         (
             "            announcement: aviso-lluvias\n",
             "            announcement: aviso-lluvia",
-            "prompt 'aviso-lluvia' is not defined (define it under 'prompts')",
+            "prompt 'aviso-lluvia' is not defined (define it under 'prompts')"
+            "; did you mean 'aviso-lluvias'?",
         ),
         (
             "    transfer: transferencia\n",
             "    transfer: transferencias",
-            "prompt 'transferencias' is not defined (define it under 'prompts')",
+            "prompt 'transferencias' is not defined (define it under 'prompts')"
+            "; did you mean 'transferencia'?",
         ),
         (
             "  greeting: bienvenida\n",
             "  greeting: bienvenido",
-            "prompt 'bienvenido' is not defined (define it under 'prompts')",
+            "prompt 'bienvenido' is not defined (define it under 'prompts')"
+            "; did you mean 'bienvenida'?",
         ),
         (
             "    prompt: aviso-privacidad\n",
@@ -673,17 +677,20 @@ def test_weekday_spellings(written: str, expected: tuple[int, ...]) -> None:
         (
             "    menu_prompt: menu-servicios\n",
             "    menu_prompt: menu-servicio",
-            "prompt 'menu-servicio' is not defined (define it under 'prompts')",
+            "prompt 'menu-servicio' is not defined (define it under 'prompts')"
+            "; did you mean 'menu-servicios'?",
         ),
         (
             "    prompt: transferencia-general\n",
             "    prompt: transferencia-gral",
-            "prompt 'transferencia-gral' is not defined (define it under 'prompts')",
+            "prompt 'transferencia-gral' is not defined (define it under 'prompts')"
+            "; did you mean 'transferencia-general'?",
         ),
         (
             "    area: atencion-ciudadana\n",
             "    area: atencion-ciudadano",
-            "area 'atencion-ciudadano' is not defined (define it under 'vertientes/*/areas')",
+            "area 'atencion-ciudadano' is not defined (define it under 'vertientes/*/areas')"
+            "; did you mean 'atencion-ciudadana'?",
         ),
         (
             "  operator: atencion-ciudadana   # where the operator key goes\n",
@@ -721,7 +728,7 @@ def test_an_invalid_queue_key_is_reported_at_the_key() -> None:
     )
     # and the area that used the old name now refers to an undefined queue
     assert [e.message for e in errors[1:]] == [
-        "queue 'qrobot' is not defined (define it under 'queues')"
+        "queue 'qrobot' is not defined (define it under 'queues'); did you mean 'Qrobot'?"
     ]
 
 
@@ -984,7 +991,10 @@ def test_several_errors_of_every_kind_are_all_reported_in_line_order() -> None:
     assert messages[1].startswith("duplicate digit 1 in the submenu of 'programas'")
     assert messages[2].startswith("unknown weekday 'fryday'")
     assert messages[3] == "unknown key 'qeue'; did you mean 'queue'?"
-    assert messages[4] == "prompt 'aviso-lluvia' is not defined (define it under 'prompts')"
+    assert messages[4] == (
+        "prompt 'aviso-lluvia' is not defined (define it under 'prompts')"
+        "; did you mean 'aviso-lluvias'?"
+    )
 
 
 def test_file_not_found(tmp_path: Path) -> None:

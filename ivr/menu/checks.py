@@ -12,6 +12,7 @@ it, so the loader can turn it into ``file:line:col``.
 
 from __future__ import annotations
 
+import difflib
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -232,6 +233,9 @@ def check_data(data: Any) -> list[Problem]:
         names = defined[kind]
         if names is not None and name not in names:
             message = f"{kind} {name!r} is not defined (define it under '{_DEFINED_IN[kind]}')"
+            close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.75)
+            if close:
+                message += f"; did you mean {close[0]!r}?"
             problems.append((path, message, False))
     return problems
 
