@@ -1,4 +1,4 @@
-"""The ``ivr`` command: check, schema, simulate and serve.
+"""The ``ivr`` command: check, schema, simulate, hours and serve.
 
 Exit codes: 0 success, 1 the menu (or a setting) is invalid, 2 usage error.
 """
@@ -92,6 +92,48 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_hours(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    loaded = _load_or_report(args.config or _default_config(), err)
+    if loaded is None:
+        return EXIT_INVALID
+    schedule = Schedule(loaded.menu)
+    try:
+        at = _parse_instant(args.at, schedule)
+    except ScriptError as exc:
+        print(f"ivr hours: {exc}", file=err)
+        return EXIT_USAGE
+    rows = []
+    for vkey, vertiente in sorted(loaded.menu.vertientes.items(), key=lambda kv: kv[1].digit):
+        for akey, area in sorted(vertiente.areas.items(), key=lambda kv: kv[1].digit):
+            status = schedule.status(akey, at)
+            nxt = status.next_open.astimezone(schedule.tz) if status.next_open else None
+            rows.append(
+                {
+                    "digits": f"{vertiente.digit} {area.digit}",
+                    "vertiente": vkey,
+                    "area": akey,
+                    "offered": status.offered,
+                    "open": status.open,
+                    "reason": status.reason.value,
+                    "holiday": status.holiday,
+                    "next_open": nxt.isoformat() if nxt else None,
+                }
+            )
+    if args.json:
+        print(json.dumps({"at": at.isoformat(), "areas": rows}, ensure_ascii=False), file=out)
+        return EXIT_OK
+    print(f"At {at.astimezone(schedule.tz):%A %Y-%m-%d %H:%M} {schedule.tz.key}:", file=out)
+    print(f"{'keys':<5} {'area':<22} {'offered':<8} {'state':<36} next opening", file=out)
+    for row in rows:
+        state = "open" if row["open"] else str(row["reason"])
+        if row["holiday"]:
+            state = f"holiday ({row['holiday']})"
+        offered = "yes" if row["offered"] else "no"
+        shown = str(row["next_open"] or ("-" if row["open"] else "never"))
+        print(f"{row['digits']:<5} {row['area']:<22} {offered:<8} {state:<36} {shown}", file=out)
+    return EXIT_OK
+
+
 def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     del out
     return run_service(config=args.config, err=err)
@@ -128,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--config", type=Path, help="menu file or folder (default: config)")
     sim.add_argument("--json", action="store_true", help="print one JSON object")
     sim.set_defaults(handler=cmd_simulate)
+
+    hours = sub.add_parser("hours", help="which areas are offered and open at an instant")
+    hours.add_argument("--at", help="instant, ISO-8601 (default: now)")
+    hours.add_argument("--config", type=Path, help="menu file or folder (default: config)")
+    hours.add_argument("--json", action="store_true", help="print one JSON object")
+    hours.set_defaults(handler=cmd_hours)
 
     serve = sub.add_parser("serve", help="run the service")
     serve.add_argument("--config", type=Path, help="menu file or folder (default: IVR_CONFIG)")

@@ -28,6 +28,7 @@ from ivr.flow import (
 )
 from ivr.menu.hours import Schedule
 from ivr.menu.model import KEYS
+from ivr.spanish import spoken_datetime
 
 SILENCE = "-"
 
@@ -111,7 +112,8 @@ def simulate(schedule: Schedule, at: datetime, script: list[str]) -> Simulation:
                 result.heard.append(Heard("prompt", item.name, text))
             elif isinstance(item, SayDateTime):
                 local = item.instant.astimezone(schedule.tz)
-                result.heard.append(Heard("datetime", local.isoformat()))
+                spoken = spoken_datetime(local, schedule.tz)
+                result.heard.append(Heard("datetime", local.isoformat(), spoken))
 
     action: Action | None = flow.start()
     while action is not None:
@@ -162,7 +164,7 @@ def render_text(result: Simulation, schedule: Schedule) -> str:
         if heard.kind == "prompt":
             lines.append(f"  plays  {heard.value:<28} «{heard.text or '(no text)'}»")
         elif heard.kind == "datetime":
-            lines.append(f"  says   date and time {heard.value}")
+            lines.append(f"  says   {'(date and time)':<28} «{heard.text}»")
         else:
             label = "nothing (timeout)" if heard.value == SILENCE else heard.value
             lines.append(f"  caller presses {label}")

@@ -183,3 +183,34 @@ def test_python_dash_m_entry_point() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["queue"] == "atencion-ciudadana"
+
+
+def test_hours_command_lists_every_area_at_an_instant() -> None:
+    out = io.StringIO()
+    code = main(
+        ["hours", "--config", str(CONFIG), "--at", "2026-09-16T10:00", "--json"], out, io.StringIO()
+    )
+    assert code == 0
+    rows = {row["area"]: row for row in json.loads(out.getvalue())["areas"]}
+    assert len(rows) == 9
+    assert rows["reemplacamiento"]["reason"] == "holiday"
+    assert rows["reemplacamiento"]["holiday"] == "Día de la Independencia"
+    assert rows["reemplacamiento"]["next_open"] == "2026-09-17T08:00:00-06:00"
+    assert rows["paseo-5-febrero"]["offered"] is False
+    assert rows["paseo-5-febrero"]["next_open"] is None
+    assert rows["cea"]["open"] is True  # rainy season window, 24/7 on holidays too
+    assert rows["atencion-medica"]["reason"] == "no_active_contingency"
+    assert rows["atencion-medica"]["next_open"] == "2026-11-01T00:00:00-06:00"
+    text = io.StringIO()
+    assert (
+        main(["hours", "--config", str(CONFIG), "--at", "2026-09-16T10:00"], text, io.StringIO())
+        == 0
+    )
+    assert "holiday (Día de la Independencia)" in text.getvalue()
+
+
+def test_closed_transcript_speaks_the_next_opening_in_spanish() -> None:
+    out = io.StringIO()
+    args = ["simulate", "--config", str(CONFIG), "--at", "2026-12-11T20:30", "--digits", "2 1"]
+    assert main(args, out, io.StringIO()) == 0
+    assert "«lunes 14 de diciembre de 2026 a las 08:00»" in out.getvalue()

@@ -228,7 +228,12 @@ class Schedule:
         return option.period is None or self.local_date(instant) in option.period
 
     def next_open(self, option: Option, instant: datetime) -> datetime | None:
-        """First instant after ``instant`` at which the option is open, when it is closed now."""
+        """First instant after ``instant`` at which the option is open, in UTC.
+
+        UTC on purpose: arithmetic on datetimes in a zone with DST is wall-clock
+        arithmetic in Python, so presentation converts, the engine does not.
+        Meant for an option closed at ``instant``; None when it never opens again.
+        """
         now = _ensure_aware(instant)
         today = now.astimezone(self.tz).date()
         sources: list[tuple[date, date | None]] = []
