@@ -1018,8 +1018,11 @@ def test_file_that_is_not_utf8(tmp_path: Path) -> None:
     with pytest.raises(MenuError) as excinfo:
         load_menu(path)
     [error] = excinfo.value.errors
-    assert (error.line, error.col) == (1, 1)
-    assert error.message.startswith("not UTF-8 text")
+    # the first character that Latin-1 and UTF-8 write differently
+    line = next(n for n, text in enumerate(TEXT.splitlines(), 1) if not text.isascii())
+    col = next(i for i, char in enumerate(TEXT.splitlines()[line - 1], 1) if not char.isascii())
+    assert (error.line, error.col) == (line, col)
+    assert error.message == ("not UTF-8 text (invalid continuation byte): save the file as UTF-8")
 
 
 def test_errors_name_the_file_as_given(tmp_path: Path) -> None:

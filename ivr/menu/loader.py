@@ -402,11 +402,17 @@ def load_menu(path: Path) -> LoadedMenu:
     """Load and validate the menu at ``path`` (a file, or a directory holding menu.yaml)."""
     file = resolve_menu_path(path)
     try:
-        text = file.read_text(encoding="utf-8")
+        raw = file.read_bytes()
     except FileNotFoundError:
         raise MenuError([ConfigError(str(file), 1, 1, "file not found")]) from None
-    except UnicodeDecodeError as exc:
-        raise MenuError([ConfigError(str(file), 1, 1, f"not UTF-8 text: {exc.reason}")]) from None
     except OSError as exc:
         raise MenuError([ConfigError(str(file), 1, 1, f"cannot read: {exc.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Point at the first bad byte: often an editor saved the file as Latin-1.
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = len(raw[raw.rfind(b"\n", 0, exc.start) + 1 : exc.start].decode("utf-8")) + 1
+        message = f"not UTF-8 text ({exc.reason}): save the file as UTF-8"
+        raise MenuError([ConfigError(str(file), line, col, message)]) from None
     return load_menu_text(text, str(file))
