@@ -167,7 +167,7 @@ class CallFlow:
                     items.append(PromptItem(window.announcement))
                     self.state.contingencies.append(window.name)
         self._event("greeting", privacy_notice_version=line.privacy_notice.version)
-        self._pending = self._main_menu(intro=True)
+        self._pending = self._main_menu()
         return self._emit(Play(step="greeting", items=tuple(items)))
 
     def next(self) -> Action:
@@ -187,7 +187,7 @@ class CallFlow:
             self._event("hangup", step=self._step)
             self._done = True
             return None
-        if isinstance(given, NoInput):
+        if isinstance(given, NoInput) or not given.keys:
             return self._emit(self._on_silence())
         key = given.keys[:1]
         self.state.path.append(key)
@@ -234,13 +234,11 @@ class CallFlow:
             if self.schedule.is_offered(self.schedule.options[akey], now)
         ]
 
-    def _main_menu(self, intro: bool = True, prefix: tuple[AudioItem, ...] = ()) -> Play:
+    def _main_menu(self, prefix: tuple[AudioItem, ...] = ()) -> Play:
         self._vertiente = None
         now = self.clock()
         vertientes = self.offered_vertientes(now)
-        items: list[AudioItem] = list(prefix)
-        if intro:
-            items.append(PromptItem(self.menu.line.prompts.main_menu))
+        items: list[AudioItem] = [*prefix, PromptItem(self.menu.line.prompts.main_menu)]
         items.extend(PromptItem(self.menu.vertientes[v].prompt) for v in vertientes)
         return Play(step=_MAIN, items=tuple(items), collect=self._collect())
 

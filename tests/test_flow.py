@@ -224,3 +224,10 @@ def test_operator_key_is_free_for_digits_when_no_operator_area_is_named() -> Non
     route = flow.on_input(Digits("0"))
     assert isinstance(route, Route)
     assert route.area == "tramite"
+
+
+def test_empty_digits_count_as_silence(schedule: Schedule) -> None:
+    flow, _ = start(schedule)
+    again = flow.on_input(Digits(""))
+    assert names(again)[0] == "sin-respuesta"
+    assert flow.state.path == []
