@@ -73,13 +73,30 @@ def _parse_instant(text: str | None, schedule: Schedule) -> datetime:
     return instant if instant.tzinfo else instant.replace(tzinfo=schedule.tz)
 
 
-def cmd_simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+class _CommandError(Exception):
+    """Ends a command early with an exit code (its message is already printed)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def _schedule_at(args: argparse.Namespace, err: TextIO) -> tuple[Schedule, datetime]:
+    """The menu's schedule and the ``--at`` instant, shared by simulate and hours."""
     loaded = _load_or_report(args.config or _default_config(), err)
     if loaded is None:
-        return EXIT_INVALID
+        raise _CommandError(EXIT_INVALID)
     schedule = Schedule(loaded.menu)
     try:
-        at = _parse_instant(args.at, schedule)
+        return schedule, _parse_instant(args.at, schedule)
+    except ScriptError as exc:
+        print(f"ivr {args.command}: {exc}", file=err)
+        raise _CommandError(EXIT_USAGE) from None
+
+
+def cmd_simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    schedule, at = _schedule_at(args, err)
+    try:
         script = parse_script(args.digits)
     except ScriptError as exc:
         print(f"ivr simulate: {exc}", file=err)
@@ -93,17 +110,10 @@ def cmd_simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_hours(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    loaded = _load_or_report(args.config or _default_config(), err)
-    if loaded is None:
-        return EXIT_INVALID
-    schedule = Schedule(loaded.menu)
-    try:
-        at = _parse_instant(args.at, schedule)
-    except ScriptError as exc:
-        print(f"ivr hours: {exc}", file=err)
-        return EXIT_USAGE
+    schedule, at = _schedule_at(args, err)
+    menu = schedule.menu
     rows = []
-    for vkey, vertiente in sorted(loaded.menu.vertientes.items(), key=lambda kv: kv[1].digit):
+    for vkey, vertiente in sorted(menu.vertientes.items(), key=lambda kv: kv[1].digit):
         for akey, area in sorted(vertiente.areas.items(), key=lambda kv: kv[1].digit):
             status = schedule.status(akey, at)
             nxt = status.next_open.astimezone(schedule.tz) if status.next_open else None
@@ -189,5 +199,8 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
-    code: int = args.handler(args, out, err)
+    try:
+        code: int = args.handler(args, out, err)
+    except _CommandError as stop:
+        return stop.code
     return code

@@ -159,6 +159,9 @@ def test_text_output_and_usage_errors() -> None:
     assert main(["simulate", "--at", "yesterday"], io.StringIO(), err) == 2
     assert "invalid --at 'yesterday'" in err.getvalue()
     err = io.StringIO()
+    assert main(["hours", "--at", "2026-13-01"], io.StringIO(), err) == 2
+    assert err.getvalue().startswith("ivr hours: invalid --at '2026-13-01'")
+    err = io.StringIO()
     assert main(["simulate", "--digits", "1 x"], io.StringIO(), err) == 2
     assert "invalid key 'x'" in err.getvalue()
 
