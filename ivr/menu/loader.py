@@ -365,12 +365,6 @@ def _item_path(err: Any, path: PathKey, positions: Positions) -> PathKey:
     return path
 
 
-def errors_from_validation(
-    exc: ValidationError, data: Any, positions: Positions, filename: str
-) -> list[ConfigError]:
-    return [error for _, error in _validation_errors(exc, data, positions, filename)]
-
-
 def load_menu_text(text: str, filename: str) -> LoadedMenu:
     """Validate menu text; raise MenuError listing every problem, in line order."""
     data, positions = parse_yaml(text, filename)
