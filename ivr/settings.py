@@ -60,7 +60,7 @@ DEFAULT_ALLOWED_PEERS: tuple[IPNetwork, ...] = (
     IPv6Network("::1/128"),
 )
 
-_SECRET_FIELDS = frozenset({"ami_secret", "database_url"})
+_SECRET_FIELDS = frozenset({"ami_secret", "database_url", "caller_hash_secret"})
 _DATABASE_SCHEMES = frozenset({"postgresql", "postgres"})
 _PASSWORD_QUERY_KEYS = frozenset({"password", "sslpassword"})
 _HIDDEN = "***"
@@ -140,6 +140,21 @@ class Settings(BaseSettings):
     """``postgresql://`` URL; unset means the embedded PostgreSQL under ``data_dir``."""
 
     data_dir: Path = Path("var")
+    """The embedded PostgreSQL (``pgdata``), the records spool and the generated key."""
+
+    caller_hash_secret: SecretStr | None = None
+    """Key of the HMAC that lets reports count repeat callers without their number.
+
+    Every instance sharing a database needs the same key. Unset, a random key is created
+    once in ``data_dir`` (fine for one instance)."""
+    caller_hash_secret_file: Path | None = None
+    """A file holding that key; excludes ``caller_hash_secret``."""
+
+    retention_days: Annotated[int, Field(ge=1, le=36500)] = 365
+    """Calls older than this lose the caller's number and name (``ivr purge``)."""
+
+    records_queue_size: Annotated[int, Field(ge=100, le=10_000_000)] = 50_000
+    """Records held in memory before the recorder spools new ones to disk."""
 
     metrics_host: str = "127.0.0.1"
     metrics_port: Port = 9108
@@ -148,6 +163,7 @@ class Settings(BaseSettings):
     log_level: LogLevel = "info"
 
     _secret_from_file: SecretStr | None = PrivateAttr(default=None)
+    _hash_secret_from_file: SecretStr | None = PrivateAttr(default=None)
 
     @classmethod
     def settings_customise_sources(
@@ -199,7 +215,7 @@ class Settings(BaseSettings):
             return "warning" if value == "warn" else value
         return value
 
-    @field_validator("ami_secret")
+    @field_validator("ami_secret", "caller_hash_secret")
     @classmethod
     def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
@@ -226,38 +242,31 @@ class Settings(BaseSettings):
         return SecretStr(url)
 
     @model_validator(mode="after")
-    def _load_secret_file(self) -> Settings:
-        if self.ami_secret_file is None:
-            return self
-        path = str(self.ami_secret_file)
-        if self.ami_secret is not None:
-            raise _setting_error(
-                "ami_secret_file",
-                path,
-                f"set either {env_var_name('ami_secret')} or this, not both",
-            )
-        try:
-            content = self.ami_secret_file.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
-            # The codec's message quotes the offending byte: a piece of the secret.
-            raise _setting_error("ami_secret_file", path, "the file is not UTF-8 text") from None
-        except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            raise _setting_error(
-                "ami_secret_file", path, f"cannot read the file: {reason}"
-            ) from None
-        secret = content.rstrip("\r\n")
-        if not secret:
-            raise _setting_error("ami_secret_file", path, "the file is empty")
-        if "\r" in secret or "\n" in secret:
-            raise _setting_error("ami_secret_file", path, "the secret must be a single line")
-        self._secret_from_file = SecretStr(secret)
+    def _load_secret_files(self) -> Settings:
+        self._secret_from_file = _read_secret_file(
+            "ami_secret_file", self.ami_secret_file, "ami_secret", self.ami_secret
+        )
+        self._hash_secret_from_file = _read_secret_file(
+            "caller_hash_secret_file",
+            self.caller_hash_secret_file,
+            "caller_hash_secret",
+            self.caller_hash_secret,
+        )
         return self
 
     def ami_password(self) -> str | None:
         """The AMI secret in clear text, from ``IVR_AMI_SECRET`` or the secret file."""
         secret = self.ami_secret if self.ami_secret is not None else self._secret_from_file
         return None if secret is None else secret.get_secret_value()
+
+    def caller_hash_key(self) -> bytes | None:
+        """The caller-number HMAC key from the environment or its file; None when unset."""
+        secret = (
+            self.caller_hash_secret
+            if self.caller_hash_secret is not None
+            else self._hash_secret_from_file
+        )
+        return None if secret is None else secret.get_secret_value().encode("utf-8")
 
     def uses_embedded_database(self) -> bool:
         """True when no ``IVR_DATABASE_URL`` is set and the embedded PostgreSQL is used."""
@@ -293,11 +302,41 @@ class Settings(BaseSettings):
             "ami_secret_file": "" if self.ami_secret_file is None else str(self.ami_secret_file),
             "database": self.database_url_for_logs(),
             "data_dir": str(self.data_dir),
+            "caller_hash_secret": "set" if self.caller_hash_key() is not None else "generated",
+            "retention_days": str(self.retention_days),
+            "records_queue_size": str(self.records_queue_size),
             "metrics_host": self.metrics_host,
             "metrics_port": str(self.metrics_port),
             "log_format": self.log_format,
             "log_level": self.log_level,
         }
+
+
+def _read_secret_file(
+    field_name: str, path: Path | None, direct_name: str, direct: SecretStr | None
+) -> SecretStr | None:
+    """Read a one-line secret from ``path``; errors never quote the file's content."""
+    if path is None:
+        return None
+    shown = str(path)
+    if direct is not None:
+        raise _setting_error(
+            field_name, shown, f"set either {env_var_name(direct_name)} or this, not both"
+        )
+    try:
+        content = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        # The codec's message quotes the offending byte: a piece of the secret.
+        raise _setting_error(field_name, shown, "the file is not UTF-8 text") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise _setting_error(field_name, shown, f"cannot read the file: {reason}") from None
+    secret = content.rstrip("\r\n")
+    if not secret:
+        raise _setting_error(field_name, shown, "the file is empty")
+    if "\r" in secret or "\n" in secret:
+        raise _setting_error(field_name, shown, "the secret must be a single line")
+    return SecretStr(secret)
 
 
 def _redact_url(url: str) -> str:

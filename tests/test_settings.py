@@ -286,6 +286,9 @@ def test_describe_is_a_complete_log_safe_summary() -> None:
         "ami_secret_file": "",
         "database": "embedded",
         "data_dir": "var",
+        "caller_hash_secret": "generated",
+        "retention_days": "365",
+        "records_queue_size": "50000",
         "metrics_host": "127.0.0.1",
         "metrics_port": "9108",
         "log_format": "json",
@@ -328,3 +331,45 @@ def test_direct_construction_accepts_keywords() -> None:
     assert settings.agi_port == 4600
     assert settings.agi_allowed_peers == (IPv4Network("192.168.0.0/16"),)
     assert settings.log_level == "debug"
+
+
+def test_caller_hash_secret_from_environment_and_file(tmp_path: Path) -> None:
+    assert load_settings({}).caller_hash_key() is None
+    direct = load_settings({"IVR_CALLER_HASH_SECRET": SECRET})
+    assert direct.caller_hash_key() == SECRET.encode()
+    assert SECRET not in repr(direct)
+    assert direct.describe()["caller_hash_secret"] == "set"  # noqa: S105 - a state, not a key
+    key_file = tmp_path / "hash.key"
+    key_file.write_text(f"{SECRET}\n", encoding="utf-8")
+    from_file = load_settings({"IVR_CALLER_HASH_SECRET_FILE": str(key_file)})
+    assert from_file.caller_hash_key() == SECRET.encode()
+
+
+def test_caller_hash_secret_and_its_file_together_are_rejected(tmp_path: Path) -> None:
+    key_file = tmp_path / "hash.key"
+    key_file.write_text("other\n", encoding="utf-8")
+    message = load_error(
+        {"IVR_CALLER_HASH_SECRET": SECRET, "IVR_CALLER_HASH_SECRET_FILE": str(key_file)}
+    )
+    assert message == (
+        f"invalid setting IVR_CALLER_HASH_SECRET_FILE={str(key_file)!r}: "
+        "set either IVR_CALLER_HASH_SECRET or this, not both"
+    )
+    assert SECRET not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw"),
+    [
+        ("IVR_RETENTION_DAYS", "0"),
+        ("IVR_RETENTION_DAYS", "a year"),
+        ("IVR_RECORDS_QUEUE_SIZE", "10"),
+    ],
+)
+def test_records_limits_are_validated(variable: str, raw: str) -> None:
+    assert load_error({variable: raw}).startswith(f"invalid setting {variable}={raw!r}: ")
+
+
+def test_records_limits_from_environment() -> None:
+    settings = load_settings({"IVR_RETENTION_DAYS": "90", "IVR_RECORDS_QUEUE_SIZE": "1000"})
+    assert (settings.retention_days, settings.records_queue_size) == (90, 1000)

@@ -1,0 +1,1 @@
+"""Call records: the PostgreSQL schema, the write-behind recorder and its spool, reports."""
