@@ -85,3 +85,29 @@ class PgTestServer:
 
     def drop_sync(self, url: str) -> None:
         asyncio.run(self.drop(url))
+
+
+class PrivateServer:
+    """An embedded PostgreSQL of a test's own, which the test may stop and start again."""
+
+    def __init__(self, pgdata: Path) -> None:
+        self.handle = start_embedded(pgdata)
+        self.url = str(self.handle.get_uri())
+
+    def kill(self) -> None:
+        """Stop the server the hard way (``pg_ctl stop -m immediate``: like a crash)."""
+        # pgserver's own pg_ctl wrapper (runs it as the server's system user)
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # noqa: PLC0415
+
+        pg_ctl(
+            ["-w", "-m", "immediate", "stop"],
+            pgdata=self.handle.pgdata,
+            user=self.handle.system_user,
+        )
+
+    def restart(self) -> None:
+        self.handle.ensure_postgres_running()
+        self.url = str(self.handle.get_uri())
+
+    def cleanup(self) -> None:
+        self.handle.cleanup()
