@@ -67,6 +67,11 @@ _TYPES: Final = {
     "seq": "integer",
     "at": "timestamptz",
 }
+_PATH_INDEX: Final = CALL_COLUMNS.index("path")
+# One encoder for every event: json.dumps() with options builds a new one per call.
+_encode_json: Final = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), default=str
+).encode
 # Personal data that must stay cleared once `ivr purge` has cleared it, even if an old
 # snapshot is replayed from the spool afterwards.
 _PERSONAL: Final = frozenset({"caller_number", "caller_name"})
@@ -154,7 +159,7 @@ def build_batch(records: Iterable[Record], key: bytes) -> Batch:
     count = 0
     for record in records:
         count += 1
-        if isinstance(record, CallEvent):
+        if type(record) is CallEvent:
             events.setdefault((record.call_id, record.seq), record)
             continue
         row = rows.get(record.call_id)
@@ -174,22 +179,22 @@ def build_batch(records: Iterable[Record], key: bytes) -> Batch:
         cells: list[Any] = [
             call_id,
             row.rev,
-            *(values.get(c) for c in SNAPSHOT_COLUMNS),
+            *[values.get(c) for c in SNAPSHOT_COLUMNS],
             caller_hash(key, values.get("caller_number")),
-            *(row.queue.get(c) for c in QUEUE_COLUMNS),
+            *[row.queue.get(c) for c in QUEUE_COLUMNS],
         ]
-        cells[2 + SNAPSHOT_COLUMNS.index("path")] = None if path is None else " ".join(path)
+        cells[_PATH_INDEX] = None if path is None else " ".join(path)
         for values_of, cell in zip(call_columns, cells, strict=True):
             values_of.append(cell)
-    event_columns: tuple[list[Any], ...] = tuple([] for _ in EVENT_COLUMNS)
+    ids: list[UUID] = []
+    seqs: list[int] = []
+    instants: list[Any] = []
+    kinds: list[str] = []
+    details: list[str] = []
     for event in events.values():
-        cells = [
-            event.call_id,
-            event.seq,
-            event.at,
-            event.kind,
-            json.dumps(event.detail, ensure_ascii=False, separators=(",", ":"), default=str),
-        ]
-        for values_of, cell in zip(event_columns, cells, strict=True):
-            values_of.append(cell)
-    return Batch(calls=call_columns, events=event_columns, records=count)
+        ids.append(event.call_id)
+        seqs.append(event.seq)
+        instants.append(event.at)
+        kinds.append(event.kind)
+        details.append(_encode_json(event.detail))
+    return Batch(calls=call_columns, events=(ids, seqs, instants, kinds, details), records=count)
