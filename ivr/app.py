@@ -1,8 +1,9 @@
 """``ivr serve``: the service's composition and lifecycle.
 
-Today the service loads and watches the menu; the FastAGI call engine, the
-call records and the AMI/metrics side are not built yet, and the service says
-so at start instead of pretending to answer calls.
+Today the service loads and watches the menu and runs the call-records side (the
+embedded or configured PostgreSQL, migrations, the write-behind recorder and its
+spool). The FastAGI call engine and the AMI/metrics side are not built yet, and the
+service says so at start instead of pretending to answer calls.
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from typing import TextIO
 from ivr.logging import configure_logging, get_logger
 from ivr.menu.loader import MenuError
 from ivr.menu.store import MenuStore
+from ivr.records.embedded import DatabaseUnavailableError
+from ivr.records.migrate import MigrationError
+from ivr.records.service import open_recorder
+from ivr.records.spool import SpoolInUseError
 from ivr.settings import Settings, SettingsError, load_settings
 
 WATCH_INTERVAL = 2.0
 NOT_YET = (
     "FastAGI call engine (no port is opened, no call can be answered yet)",
-    "call records in PostgreSQL",
     "AMI queue events and Prometheus metrics",
 )
 
@@ -55,18 +59,7 @@ def _reload(store: MenuStore, why: str) -> None:
         log.info("menu reloaded", trigger=why, **_summary(store))
 
 
-async def _main(settings: Settings, store: MenuStore) -> None:
-    log = get_logger("ivr.app")
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload, store, "SIGHUP")
-
-    log.info("service starting", **settings.describe())
-    log.info("serving menu", **_summary(store))
-    for missing in NOT_YET:
-        log.warning("not built yet", component=missing)
+async def _watch(store: MenuStore, stop: asyncio.Event) -> None:
     mtime = store.mtime()
     while not stop.is_set():
         try:
@@ -76,7 +69,29 @@ async def _main(settings: Settings, store: MenuStore) -> None:
             if current != mtime:
                 mtime = current
                 _reload(store, "file changed")
+
+
+async def _main(settings: Settings, store: MenuStore) -> int:
+    log = get_logger("ivr.app")
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGINT, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, _reload, store, "SIGHUP")
+
+    log.info("service starting", **settings.describe())
+    log.info("serving menu", **_summary(store))
+    try:
+        async with open_recorder(settings):
+            for missing in NOT_YET:
+                log.warning("not built yet", component=missing)
+            await _watch(store, stop)
+    except (DatabaseUnavailableError, MigrationError, SpoolInUseError) as exc:
+        # The message says what to fix; a traceback would only hide it.
+        log.error("cannot start the call records", error=str(exc))  # noqa: TRY400
+        return 1
     log.info("service stopped")
+    return 0
 
 
 def run_service(config: Path | None, err: TextIO) -> int:
@@ -95,5 +110,4 @@ def run_service(config: Path | None, err: TextIO) -> int:
             print(error, file=err)
         print("ivr serve: the menu is invalid; fix it (ivr check) and start again", file=err)
         return 1
-    asyncio.run(_main(settings, store))
-    return 0
+    return asyncio.run(_main(settings, store))

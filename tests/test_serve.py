@@ -27,10 +27,16 @@ def read_event(stream: IO[str], wanted: str, timeout: float = 20.0) -> dict[str,
     raise AssertionError(f"no {wanted!r} log line")
 
 
-def test_serve_lifecycle(tmp_path: Path) -> None:
+def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
     config = tmp_path / "config"
     shutil.copytree(ROOT / "config", config)
-    env = {**os.environ, "IVR_CONFIG": str(config), "IVR_LOG_FORMAT": "json"}
+    env = {
+        **os.environ,
+        "IVR_CONFIG": str(config),
+        "IVR_LOG_FORMAT": "json",
+        "IVR_DATA_DIR": str(tmp_path / "data"),
+        "IVR_DATABASE_URL": database_url,
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "ivr", "serve"],
         env=env,
@@ -43,6 +49,9 @@ def test_serve_lifecycle(tmp_path: Path) -> None:
         serving = read_event(proc.stderr, "serving menu")
         assert serving["line"] == "******5205"  # the line's number is masked like any number
         assert serving["vertientes"] == 3
+        ready = read_event(proc.stderr, "records ready")
+        assert ready["spool"] == str(tmp_path / "data" / "spool")
+        assert "postgresql://" in ready["database"]
         missing = read_event(proc.stderr, "not built yet")
         assert "FastAGI" in missing["component"]
 
@@ -63,8 +72,42 @@ def test_serve_lifecycle(tmp_path: Path) -> None:
         assert reloaded["menu_version"] == "2026-12-04.2"
 
         proc.send_signal(signal.SIGTERM)
+        read_event(proc.stderr, "recorder closed")
         read_event(proc.stderr, "service stopped")
         assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+
+def test_serve_starts_the_embedded_postgresql_by_default(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith("IVR_DATABASE")
+    }
+    env.update({"IVR_CONFIG": str(ROOT / "config"), "IVR_DATA_DIR": str(data)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ivr", "serve"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    try:
+        migrated = read_event(proc.stderr, "database migrated", timeout=60)
+        assert migrated["applied"][0] == "0001_calls"
+        ready = read_event(proc.stderr, "records ready")
+        assert ready["database"] == "embedded"
+        assert (data / "pgdata" / "PG_VERSION").is_file()
+        assert (data / "caller-hash.key").stat().st_mode & 0o777 == 0o600
+        proc.send_signal(signal.SIGTERM)
+        read_event(proc.stderr, "service stopped")
+        assert proc.wait(timeout=30) == 0
+        # The last user of the embedded server stops it.
+        assert not (data / "pgdata" / "postmaster.pid").exists()
     finally:
         if proc.poll() is None:
             proc.kill()
