@@ -148,3 +148,40 @@ async def test_events_may_arrive_before_their_call(database_url: str, tmp_path: 
     await rec.close()
     assert await counts(database_url) == (1, len(events))
     assert rec.stats.batches >= 2
+
+
+class FullDisk(Spool):
+    """A spool whose disk refuses writes while ``full`` is set (ENOSPC)."""
+
+    full = True
+
+    def append(self, record: Record) -> None:
+        if self.full:
+            raise OSError(28, "No space left on device")
+        super().append(record)
+
+
+async def test_database_down_and_disk_full_keeps_records_in_memory_until_one_returns(
+    database_url: str, tmp_path: Path
+) -> None:
+    target = {"url": "postgresql://ivr@127.0.0.1:1/ivr"}
+
+    async def connect() -> asyncpg.Connection:
+        return await asyncpg.connect(target["url"], timeout=2)
+
+    spool = FullDisk(tmp_path)
+    rec = Recorder(
+        connect=connect, spool=spool, key=KEY, max_queue=100, batch_size=50, retry_initial=0.02
+    )
+    await rec.start()
+    stream = synthetic_stream(40)
+    for record in stream:
+        rec.submit(record)  # neither the database nor the disk takes it: no exception
+    await asyncio.sleep(0.3)
+    assert rec.stats.spool_errors > 0
+    assert rec.queue_depth == len(stream)  # over the bound, but nothing dropped
+    target["url"] = database_url
+    await asyncio.sleep(0.5)
+    await rec.close()
+    assert await counts(database_url) == (40, 40 * 8)
+    assert rec.stats.lost == 0

@@ -67,6 +67,8 @@ class RecorderStats:
     rejected: int = 0
     write_errors: int = 0
     batches: int = 0
+    spool_errors: int = 0
+    lost: int = 0
     database_up: bool = False
 
 
@@ -84,8 +86,8 @@ async def write_records(conn: asyncpg.Connection, records: Sequence[Record], key
     """Write ``records`` in one transaction; idempotent."""
     try:
         batch = build_batch(records, key)
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise InvalidRecordError(str(exc)) from exc
+    except Exception as exc:  # whatever a malformed record trips, it is that record's fault
+        raise InvalidRecordError(f"{type(exc).__name__}: {exc}") from exc
     async with conn.transaction():
         if batch.call_count:
             await conn.execute(_UPSERT_CALLS, *batch.calls)
@@ -139,7 +141,14 @@ class Recorder:
             if len(self._queue) >= self._batch_size and not self._wake.is_set():
                 self._wake.set()
             return
-        self._spool.append(record)
+        try:
+            self._spool.append(record)
+        except OSError:
+            # The disk refuses too (full, read-only): keep the record in memory, over
+            # the bound, rather than lose it; the writer retries the spool.
+            self.stats.spool_errors += 1
+            self._queue.append(record)
+            return
         self.stats.overflowed += 1
         self.stats.spooled += 1
 
@@ -178,9 +187,20 @@ class Recorder:
                 self._log.exception("recorder writer failed at shutdown; spooling the rest")
         self._closed = True
         if self._queue:
-            self._spool_records(list(self._queue))
+            try:
+                self._spool_records(list(self._queue))
+            except OSError as exc:
+                self.stats.lost += len(self._queue)
+                self._log.critical(
+                    "records lost at shutdown: the database and the spool both refused them",
+                    records=len(self._queue),
+                    error=str(exc),
+                )
             self._queue.clear()
-        self._spool.close()
+        try:
+            self._spool.close()
+        except OSError as exc:
+            self._log.critical("cannot close the spool", error=str(exc))
         await self._disconnect()
         self._log.info(
             "recorder closed",
@@ -205,12 +225,22 @@ class Recorder:
                 batch = self._take()
                 if batch:
                     await self._deliver(batch)
-            except Exception:
-                # A bug must not stop recording: keep the batch on disk and go on.
-                self._log.exception("recorder writer error; batch spooled")
-                self._spool_records(batch)
-                await self._went_down(RuntimeError("writer error"))
-            await self._sync_spool()
+                await self._sync_spool()
+            except Exception as exc:
+                # Typically the spool's disk is full or read-only while the database is
+                # down. Keep the batch in memory, at the front, and try again later.
+                self.stats.spool_errors += 1
+                self._queue.extendleft(reversed(batch))
+                self._log.error(
+                    "cannot spool records; keeping them in memory",
+                    error=type(exc).__name__,
+                    detail=str(exc),
+                    in_memory=len(self._queue),
+                )
+                if self._closing:
+                    return
+                await asyncio.sleep(self._retry_delay)
+                continue
             settled = not self.stats.database_up or not self._spool.pending()
             if self._closing and not self._queue and settled:
                 return
