@@ -1,24 +1,38 @@
-"""The ``ivr`` command: check, schema, simulate, hours and serve.
+"""The ``ivr`` command: check, schema, simulate, hours, serve, db, report and purge.
 
-Exit codes: 0 success, 1 the menu (or a setting) is invalid, 2 usage error.
+``check``, ``schema``, ``simulate`` and ``hours`` work on the menu alone, offline.
+``db migrate``, ``db status``, ``report`` and ``purge`` work on the call records in
+PostgreSQL: ``IVR_DATABASE_URL``, or the embedded server under ``IVR_DATA_DIR`` (started
+for the command and stopped after it unless ``ivr serve`` still uses it).
+
+Exit codes: 0 success; 1 the menu is invalid, or the database cannot be reached or its
+schema history does not match this release; 2 usage error (bad arguments or settings).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
+
+import asyncpg
 
 from ivr import __version__
 from ivr.app import run_service
 from ivr.menu.hours import Schedule
 from ivr.menu.loader import LoadedMenu, MenuError, load_menu, resolve_menu_path
 from ivr.menu.schema import menu_json_schema
+from ivr.records.embedded import PGDATA, DatabaseUnavailableError, database_url
+from ivr.records.migrate import MigrationError, available_migrations, migrate
+from ivr.records.purge import count_purgeable, cutoff, purge
+from ivr.records.report import DIMENSIONS, Period, parse_day, render_csv, render_table, run_report
+from ivr.settings import Settings, SettingsError, load_settings
 from ivr.simulate import ScriptError, parse_script, render_text, simulate
 
 EXIT_OK, EXIT_INVALID, EXIT_USAGE = 0, 1, 2
@@ -149,6 +163,176 @@ def cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return run_service(config=args.config, err=err)
 
 
+# --- commands on the call records ----------------------------------------------------------
+
+T = TypeVar("T")
+CONNECT_TIMEOUT = 10.0
+
+
+class _UnreachableError(Exception):
+    """The database did not accept a connection; the message says why."""
+
+
+def _database_name(settings: Settings) -> str:
+    if settings.uses_embedded_database():
+        return f"the embedded PostgreSQL in {settings.data_dir / PGDATA}"
+    return settings.database_url_for_logs()
+
+
+async def _connected(url: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    try:
+        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT)
+    except ValueError:
+        # The parser's message may quote a piece of the URL, password included.
+        raise _UnreachableError("the URL is not a valid postgresql:// URL") from None
+    except TimeoutError:
+        raise _UnreachableError(f"no answer within {CONNECT_TIMEOUT:g} s") from None
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise _UnreachableError(str(exc) or type(exc).__name__) from None
+    try:
+        return await work(conn)
+    finally:
+        await conn.close()
+
+
+def _settings(command: str, err: TextIO) -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"ivr {command}: {exc}", file=err)
+        raise _CommandError(EXIT_USAGE) from None
+
+
+def _with_database(
+    command: str,
+    err: TextIO,
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+    settings: Settings | None = None,
+) -> T:
+    """Run ``work`` on a connection to the configured database; errors end the command."""
+    if settings is None:
+        settings = _settings(command, err)
+    where = _database_name(settings)
+    try:
+        with database_url(settings) as url:
+            return asyncio.run(_connected(url, work))
+    except DatabaseUnavailableError as exc:
+        print(f"ivr {command}: {exc}", file=err)
+    except _UnreachableError as exc:
+        print(f"ivr {command}: cannot connect to {where}: {exc}", file=err)
+    except MigrationError as exc:
+        print(f"ivr {command}: {exc}", file=err)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"ivr {command}: database error on {where}: {exc}", file=err)
+    raise _CommandError(EXIT_INVALID)
+
+
+def cmd_db_migrate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    del args
+    applied = _with_database("db migrate", err, migrate)
+    for migration in applied:
+        print(f"applied {migration.version:04d}_{migration.name}", file=out)
+    if not applied:
+        latest = available_migrations()[-1]
+        print(f"up to date (latest migration {latest.version:04d}_{latest.name})", file=out)
+    return EXIT_OK
+
+
+async def _status(conn: asyncpg.Connection) -> tuple[list[str], list[str], int | None, bool]:
+    """(applied lines, pending lines, calls stored or None, whether the history is sound)."""
+    known = {m.version: m for m in available_migrations()}
+    done: dict[int, tuple[str, str, datetime]] = {}
+    if await conn.fetchval("SELECT to_regclass('ivr_schema_migrations') IS NOT NULL"):
+        rows = await conn.fetch(
+            "SELECT version, name, checksum, applied_at FROM ivr_schema_migrations"
+        )
+        done = {
+            int(r["version"]): (str(r["name"]), str(r["checksum"]), r["applied_at"]) for r in rows
+        }
+    applied: list[str] = []
+    sound = True
+    for version, (name, checksum, at) in sorted(done.items()):
+        line = f"{version:04d}_{name} at {at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        migration = known.get(version)
+        if migration is None:
+            line += " (unknown to this release: the database is newer)"
+            sound = False
+        elif migration.checksum != checksum:
+            line += " (CHANGED since it was applied)"
+            sound = False
+        applied.append(line)
+    pending = [f"{m.version:04d}_{m.name}" for v, m in sorted(known.items()) if v not in done]
+    calls: int | None = None
+    if await conn.fetchval("SELECT to_regclass('calls') IS NOT NULL"):
+        calls = int(await conn.fetchval("SELECT count(*) FROM calls"))
+    return applied, pending, calls, sound
+
+
+def cmd_db_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    del args
+    applied, pending, calls, sound = _with_database("db status", err, _status)
+    print(f"applied migrations: {len(applied) or 'none'}", file=out)
+    for line in applied:
+        print(f"  {line}", file=out)
+    print(f"pending migrations: {len(pending) or 'none'}", file=out)
+    for line in pending:
+        print(f"  {line}  (run: ivr db migrate)", file=out)
+    shown = "no calls table yet" if calls is None else f"{calls:,}"
+    print(f"calls stored: {shown}", file=out)
+    return EXIT_OK if sound else EXIT_INVALID
+
+
+def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        first, last = parse_day(args.date_from), parse_day(args.date_to)
+    except ValueError as exc:
+        print(f"ivr report: {exc}", file=err)
+        return EXIT_USAGE
+    if last < first:
+        print(f"ivr report: --to {last} is before --from {first}", file=err)
+        return EXIT_USAGE
+    loaded = _load_or_report(args.config or _default_config(), err)
+    if loaded is None:
+        return EXIT_INVALID
+    menu = loaded.menu
+    period = Period(first, last, menu.line.tz)
+
+    async def work(conn: asyncpg.Connection) -> str:
+        await migrate(conn)
+        report = await run_report(conn, menu, period, args.by)
+        return render_csv(report) if args.format == "csv" else render_table(report)
+
+    out.write(_with_database("report", err, work))
+    return EXIT_OK
+
+
+def cmd_purge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    days: int | None = args.older_than
+    if days is not None and days < 1:
+        print(f"ivr purge: --older-than must be at least 1 day, got {days}", file=err)
+        return EXIT_USAGE
+
+    settings = _settings("purge", err)
+    before = cutoff(datetime.now(UTC), settings.retention_days if days is None else days)
+
+    async def work(conn: asyncpg.Connection) -> int:
+        await migrate(conn)
+        if args.dry_run:
+            return await count_purgeable(conn, before)
+        return await purge(conn, before)
+
+    count = _with_database("purge", err, work, settings)
+    when = f"{before:%Y-%m-%d %H:%M} UTC"
+    noun = "call" if count == 1 else "calls"
+    if args.dry_run:
+        print(f"would purge {count:,} {noun} started before {when} (dry run)", file=out)
+    else:
+        print(
+            f"purged caller number and name from {count:,} {noun} started before {when}", file=out
+        )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ivr",
@@ -190,6 +374,68 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the service")
     serve.add_argument("--config", type=Path, help="menu file or folder (default: IVR_CONFIG)")
     serve.set_defaults(handler=cmd_serve)
+
+    db = sub.add_parser("db", help="the call records database: migrate, status")
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    db_migrate = db_sub.add_parser("migrate", help="apply the pending schema migrations")
+    db_migrate.set_defaults(handler=cmd_db_migrate)
+    db_status = db_sub.add_parser(
+        "status", help="applied and pending migrations, and how many calls are stored"
+    )
+    db_status.set_defaults(handler=cmd_db_status)
+
+    report = sub.add_parser(
+        "report",
+        help="call statistics over a range of days",
+        description=(
+            "Call statistics for the local days --from to --to (both included, in the "
+            "line's time zone): calls, routed, closed (outside hours), abandoned in the "
+            "menu, other outcomes, and queue wait percentiles."
+        ),
+    )
+    report.add_argument(
+        "--from", dest="date_from", required=True, metavar="DATE", help="first day, YYYY-MM-DD"
+    )
+    report.add_argument(
+        "--to",
+        dest="date_to",
+        required=True,
+        metavar="DATE",
+        help="last day (included), YYYY-MM-DD",
+    )
+    report.add_argument(
+        "--by",
+        choices=DIMENSIONS,
+        default="vertiente",
+        help="rows per vertiente and its areas (default), area, month or outcome",
+    )
+    report.add_argument(
+        "--format",
+        choices=("table", "csv"),
+        default="table",
+        help="aligned text with totals (default) or CSV",
+    )
+    report.add_argument("--config", type=Path, help="menu file or folder (default: config)")
+    report.set_defaults(handler=cmd_report)
+
+    purge_cmd = sub.add_parser(
+        "purge",
+        help="clear caller numbers and names older than the retention period",
+        description=(
+            "Clear caller_number and caller_name from calls that started more than DAYS "
+            "days ago. Statistics and the keyed caller hash are kept."
+        ),
+    )
+    purge_cmd.add_argument(
+        "--older-than",
+        type=int,
+        metavar="DAYS",
+        help="retention in days (default: IVR_RETENTION_DAYS, 365)",
+    )
+    purge_cmd.add_argument(
+        "--dry-run", action="store_true", help="only count the calls that would be purged"
+    )
+    purge_cmd.set_defaults(handler=cmd_purge)
     return parser
 
 

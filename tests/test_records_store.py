@@ -161,12 +161,14 @@ async def test_an_old_snapshot_replayed_after_purge_does_not_restore_the_number(
     try:
         await write_records(conn, records, KEY)
         await conn.execute(
-            "UPDATE calls SET caller_number = NULL, caller_name = NULL, purged_at = now()"
+            "UPDATE calls SET caller_number = NULL, caller_name = NULL, channel = NULL,"
+            " purged_at = now()"
         )
         await write_records(conn, records, KEY)
         row = await fetch_call(conn, records[0].call_id)
         assert row["caller_number"] is None
         assert row["caller_name"] is None
+        assert row["channel"] is None
         assert row["caller_hash"] is not None
     finally:
         await conn.close()

@@ -84,9 +84,7 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
 
 def test_serve_starts_the_embedded_postgresql_by_default(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith("IVR_DATABASE")
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith("IVR_DATABASE")}
     env.update({"IVR_CONFIG": str(ROOT / "config"), "IVR_DATA_DIR": str(data)})
     proc = subprocess.Popen(
         [sys.executable, "-m", "ivr", "serve"],

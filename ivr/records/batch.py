@@ -74,7 +74,7 @@ _encode_json: Final = json.JSONEncoder(
 ).encode
 # Personal data that must stay cleared once `ivr purge` has cleared it, even if an old
 # snapshot is replayed from the spool afterwards.
-_PERSONAL: Final = frozenset({"caller_number", "caller_name"})
+_PERSONAL: Final = frozenset({"caller_number", "caller_name", "channel"})
 
 
 def _sql_type(column: str) -> str:

@@ -65,7 +65,10 @@ class CallRecord:
 
 @dataclass(frozen=True, slots=True)
 class CallEvent:
-    """Step ``seq`` (0, 1, ...) of a call's trail. (call_id, seq) identifies it."""
+    """Step ``seq`` (0, 1, ...) of a call's trail. (call_id, seq) identifies it.
+
+    ``detail`` describes the menu walk (step, keys, prompt, queue) and must never hold
+    personal data: retention clears the ``calls`` row, not the trail."""
 
     call_id: UUID
     seq: int

@@ -1,7 +1,8 @@
 -- One row per call, written by the IVR engine (snapshots) and later completed with
 -- what the queue observed (from AMI). Caller numbers are personal data: `ivr purge`
 -- clears caller_number and caller_name after the retention period and keeps the
--- keyed hash, which is enough to count repeat callers.
+-- keyed hash, which is enough to count repeat callers. It clears `channel` too: trunks
+-- and endpoints are often named after a phone number.
 CREATE TABLE calls (
     call_id                uuid PRIMARY KEY,
     rev                    integer NOT NULL DEFAULT 0,
@@ -39,12 +40,13 @@ CREATE INDEX calls_started_at ON calls (started_at, vertiente, area);
 CREATE INDEX calls_caller_hash ON calls (caller_hash, started_at);
 -- `ivr purge` looks only at rows that still hold a number.
 CREATE INDEX calls_unpurged ON calls (started_at) WHERE caller_number IS NOT NULL
-    OR caller_name IS NOT NULL;
+    OR caller_name IS NOT NULL OR channel IS NOT NULL;
 -- AMI events name the caller's channel by Asterisk's uniqueid.
 CREATE INDEX calls_uniqueid ON calls (uniqueid);
 
 -- The step-by-step trail of each call, for supervision. (call_id, seq) makes a replayed
 -- event a no-op. No foreign key: an event may be written before its call's first row.
+-- Event details describe the menu walk (steps, keys, prompts): never personal data.
 CREATE TABLE call_events (
     call_id uuid NOT NULL,
     seq     integer NOT NULL CHECK (seq >= 0),
