@@ -47,7 +47,9 @@ class PgTestServer:
 
     def stop(self) -> None:
         if self.handle is not None:
-            self.handle.cleanup()
+            self.handle.cleanup()  # the embedded server goes with its data
+        elif self._template_ready:  # leave an external server as it was found
+            asyncio.run(self.drop(with_database(self.url, TEMPLATE)))
 
     async def _admin(self) -> asyncpg.Connection:
         return await asyncpg.connect(self.url)

@@ -8,6 +8,7 @@ the last one to leave stops it.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,10 @@ from ivr.settings import Settings
 __all__ = ["DatabaseUnavailableError", "database_url", "start_embedded"]
 
 PGDATA = "pgdata"
+
+# pgserver logs every pg_ctl command line and its output at INFO; its warnings and errors
+# (a server that will not start, with its log) still come through.
+logging.getLogger("pgserver").setLevel(logging.WARNING)
 
 
 class DatabaseUnavailableError(Exception):
