@@ -185,3 +185,30 @@ async def test_database_down_and_disk_full_keeps_records_in_memory_until_one_ret
     await rec.close()
     assert await counts(database_url) == (40, 40 * 8)
     assert rec.stats.lost == 0
+
+
+async def test_a_database_too_slow_at_shutdown_gets_everything_spooled(
+    database_url: str, tmp_path: Path
+) -> None:
+    blocker = await asyncpg.connect(database_url)
+    transaction = blocker.transaction()
+    await transaction.start()
+    await blocker.execute("LOCK TABLE calls IN ACCESS EXCLUSIVE MODE")
+    stream = synthetic_stream(50)
+    try:
+        rec = recorder(database_url, tmp_path, write_timeout=30)
+        await rec.start()
+        for record in stream:
+            rec.submit(record)
+        await asyncio.sleep(0.2)  # the writer is now stuck inside a write
+        await rec.close(grace=0.2)
+        assert rec.stats.written == 0
+        assert rec.stats.spooled == len(stream)
+    finally:
+        await transaction.rollback()
+        await blocker.close()
+    again = recorder(database_url, tmp_path)
+    await again.start()
+    await again.close()
+    assert again.stats.replayed == len(stream)
+    assert await counts(database_url) == (50, 50 * 8)

@@ -119,6 +119,7 @@ class Recorder:
         self._retry_initial = retry_initial
         self._retry_max = retry_max
         self._queue: deque[Record] = deque()
+        self._inflight: list[Record] = []  # taken from the queue, not yet written or spooled
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
@@ -186,6 +187,9 @@ class Recorder:
             except Exception:
                 self._log.exception("recorder writer failed at shutdown; spooling the rest")
         self._closed = True
+        if self._inflight:  # the writer was cancelled mid-write: that batch may be lost
+            self._queue.extendleft(reversed(self._inflight))
+            self._inflight = []
         if self._queue:
             try:
                 self._spool_records(list(self._queue))
@@ -222,15 +226,17 @@ class Recorder:
                 await self._maybe_reconnect()
                 if self.stats.database_up and self._spool.pending():
                     await self._replay()
-                batch = self._take()
+                batch = self._inflight = self._take()
                 if batch:
                     await self._deliver(batch)
+                self._inflight = []
                 await self._sync_spool()
             except Exception as exc:
                 # Typically the spool's disk is full or read-only while the database is
                 # down. Keep the batch in memory, at the front, and try again later.
                 self.stats.spool_errors += 1
                 self._queue.extendleft(reversed(batch))
+                self._inflight = []
                 self._log.error(
                     "cannot spool records; keeping them in memory",
                     error=type(exc).__name__,
