@@ -26,6 +26,9 @@ COPY config ./config
 COPY prompts ./prompts
 COPY dialplan ./dialplan
 
+# /var/lib/ivr holds the records spool and, when IVR_DATABASE_URL is unset, the embedded
+# PostgreSQL (pgdata/): fine for a trial; in production point IVR_DATABASE_URL at a
+# managed server and keep the volume for the spool.
 RUN mkdir -p /var/lib/ivr && chown ivr:ivr /var/lib/ivr
 USER ivr
 

@@ -25,6 +25,7 @@ from uuid import uuid4
 
 import asyncpg
 
+from ivr.logging import configure_logging
 from ivr.records.embedded import start_embedded
 from ivr.records.migrate import migrate
 from ivr.records.model import CallEvent, CallRecord, QueueOutcome, Record
@@ -206,6 +207,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15, help="paced phase length")
     parser.add_argument("--concurrency", type=int, default=500, help="caller tasks")
     args = parser.parse_args()
+    configure_logging("console", "warning")  # the figures only
     with tempfile.TemporaryDirectory(prefix="ivr-bench-") as scratch:
         url = os.environ.get("IVR_BENCH_DATABASE_URL")
         server = None
