@@ -32,6 +32,8 @@ from ivr.records.embedded import PGDATA, DatabaseUnavailableError, database_url
 from ivr.records.migrate import MigrationError, available_migrations, migrate
 from ivr.records.purge import count_purgeable, cutoff, purge
 from ivr.records.report import DIMENSIONS, Period, parse_day, render_csv, render_table, run_report
+from ivr.records.service import SPOOL_DIR
+from ivr.records.spool import REJECTED, summarise
 from ivr.settings import Settings, SettingsError, load_settings
 from ivr.simulate import ScriptError, parse_script, render_text, simulate
 
@@ -268,9 +270,28 @@ async def _status(conn: asyncpg.Connection) -> tuple[list[str], list[str], int |
     return applied, pending, calls, sound
 
 
+def _print_spool(settings: Settings, out: TextIO) -> None:
+    directory = settings.data_dir / SPOOL_DIR
+    spool = summarise(directory)
+    if spool.segments:
+        print(
+            f"spool: {spool.segments} segment(s), {spool.bytes:,} bytes waiting for the "
+            f"database in {directory} (replayed by ivr serve)",
+            file=out,
+        )
+    else:
+        print(f"spool: empty ({directory})", file=out)
+    if spool.rejected:
+        print(
+            f"rejected records: {spool.rejected:,}, kept with the reason in {directory / REJECTED}",
+            file=out,
+        )
+
+
 def cmd_db_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     del args
-    applied, pending, calls, sound = _with_database("db status", err, _status)
+    settings = _settings("db status", err)
+    applied, pending, calls, sound = _with_database("db status", err, _status, settings)
     print(f"applied migrations: {len(applied) or 'none'}", file=out)
     for line in applied:
         print(f"  {line}", file=out)
@@ -279,6 +300,7 @@ def cmd_db_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(f"  {line}  (run: ivr db migrate)", file=out)
     shown = "no calls table yet" if calls is None else f"{calls:,}"
     print(f"calls stored: {shown}", file=out)
+    _print_spool(settings, out)
     return EXIT_OK if sound else EXIT_INVALID
 
 

@@ -28,6 +28,7 @@ from ivr.cli import EXIT_INVALID, EXIT_OK, EXIT_USAGE, main
 from ivr.records.migrate import available_migrations
 from ivr.records.model import CallRecord, QueueOutcome, Record
 from ivr.records.recorder import write_records
+from ivr.records.spool import Spool
 
 ROOT = Path(__file__).resolve().parent.parent
 TZ = ZoneInfo(MEXICO)
@@ -191,6 +192,7 @@ def test_db_status_before_and_after_migrating(use_empty_db: str) -> None:
         f"pending migrations: {len(available_migrations())}",
         *(f"  {m.version:04d}_{m.name}  (run: ivr db migrate)" for m in available_migrations()),
         "calls stored: no calls table yet",
+        f"spool: empty ({Path(os.environ['IVR_DATA_DIR']) / 'spool'})",
     ]
     # Status only looks: it must not have migrated anything.
     assert fetch(use_empty_db, "SELECT to_regclass('calls') IS NULL AS none") == [{"none": True}]
@@ -204,7 +206,22 @@ def test_db_status_before_and_after_migrating(use_empty_db: str) -> None:
     assert lines[1].startswith(f"  {available_migrations()[0].version:04d}_")
     assert lines[1].endswith(" UTC")
     assert "pending migrations: none" in lines
-    assert lines[-1] == f"calls stored: {len(CALLS)}"
+    assert lines[-2] == f"calls stored: {len(CALLS)}"
+
+
+def test_db_status_shows_a_waiting_spool_and_rejected_records(use_db: str) -> None:
+    spool_dir = Path(os.environ["IVR_DATA_DIR"]) / "spool"
+    spool = Spool(spool_dir)
+    spool.open()
+    for record in records(CALLS[:3]):
+        spool.append(record)
+    spool.reject("database", "CheckViolationError: test", "{}")
+    spool.close()
+    code, out, err = ivr("db", "status")
+    assert (code, err) == (EXIT_OK, "")
+    size = sum(s.path.stat().st_size for s in Spool(spool_dir).segments())
+    assert f"spool: 1 segment(s), {size:,} bytes waiting for the database in {spool_dir}" in out
+    assert f"rejected records: 1, kept with the reason in {spool_dir / 'rejected.jsonl'}" in out
 
 
 def test_db_status_flags_a_migration_edited_after_it_was_applied(use_db: str) -> None:
@@ -507,7 +524,7 @@ def test_console_script_ivr_db_status(database_url: str, tmp_path: Path) -> None
     result = run_ivr("db", "status", env=env, command=[str(script)])
     assert (result.returncode, result.stderr) == (EXIT_OK, "")
     assert "pending migrations: none" in result.stdout
-    assert result.stdout.endswith("calls stored: 2\n")
+    assert "\ncalls stored: 2\n" in result.stdout
 
 
 def test_without_a_url_the_embedded_postgresql_is_started_and_stopped(tmp_path: Path) -> None:
@@ -523,5 +540,5 @@ def test_without_a_url_the_embedded_postgresql_is_started_and_stopped(tmp_path: 
     result = run_ivr("db", "status", env=env)
     assert (result.returncode, result.stderr) == (EXIT_OK, "")
     assert "pending migrations: none" in result.stdout
-    assert result.stdout.endswith("calls stored: 0\n")
+    assert "\ncalls stored: 0\n" in result.stdout
     assert not (pgdata / "postmaster.pid").exists()

@@ -26,7 +26,7 @@ from typing import IO, Final
 
 from ivr.records.model import Record, RecordDecodeError, from_json, to_json
 
-__all__ = ["Segment", "Spool", "SpoolInUseError"]
+__all__ = ["Segment", "Spool", "SpoolInUseError", "SpoolSummary", "summarise"]
 
 SEGMENT_SUFFIX: Final = ".jsonl"
 REJECTED: Final = "rejected.jsonl"
@@ -192,6 +192,30 @@ class Spool:
             handle.flush()
             os.fsync(handle.fileno())
         self.rejected += 1
+
+
+@dataclass(frozen=True)
+class SpoolSummary:
+    """What a spool directory holds, read without taking it over (for ``ivr db status``)."""
+
+    segments: int
+    bytes: int
+    rejected: int
+
+
+def summarise(directory: Path) -> SpoolSummary:
+    """Count waiting segments, their size, and the records set aside in ``rejected.jsonl``."""
+    segments = total = rejected = 0
+    if directory.is_dir():
+        for path in directory.glob(f"*{SEGMENT_SUFFIX}"):
+            if path.stem.isdigit():
+                segments += 1
+                total += path.stat().st_size
+        rejected_file = directory / REJECTED
+        if rejected_file.is_file():
+            with rejected_file.open("rb") as handle:
+                rejected = sum(1 for line in handle if line.strip())
+    return SpoolSummary(segments=segments, bytes=total, rejected=rejected)
 
 
 def _fsync_directory(directory: Path) -> None:
