@@ -132,13 +132,7 @@ class Spool:
 
     def segments(self) -> list[Segment]:
         """All segments on disk, oldest first (the open one included)."""
-        found: list[Segment] = []
-        for path in self.directory.glob(f"*{SEGMENT_SUFFIX}"):
-            if path.name == REJECTED or not path.stem.isdigit():
-                continue
-            found.append(Segment(int(path.stem), path))
-        found.sort(key=lambda s: s.index)
-        return found
+        return _segments(self.directory)
 
     def closed_segments(self) -> list[Segment]:
         """Segments ready for replay, oldest first."""
@@ -149,13 +143,7 @@ class Spool:
         return bool(self.segments())
 
     def size_bytes(self) -> int:
-        total = 0
-        for segment in self.segments():
-            try:
-                total += segment.path.stat().st_size
-            except FileNotFoundError:
-                continue
-        return total
+        return _size(self.segments())
 
     def read(self, segment: Segment) -> Iterator[Record]:
         """The records of a closed segment; unreadable lines go to ``rejected.jsonl``."""
@@ -205,17 +193,36 @@ class SpoolSummary:
 
 def summarise(directory: Path) -> SpoolSummary:
     """Count waiting segments, their size, and the records set aside in ``rejected.jsonl``."""
-    segments = total = rejected = 0
+    segments = _segments(directory)
+    total = _size(segments)
+    rejected = 0
     if directory.is_dir():
-        for path in directory.glob(f"*{SEGMENT_SUFFIX}"):
-            if path.stem.isdigit():
-                segments += 1
-                total += path.stat().st_size
         rejected_file = directory / REJECTED
         if rejected_file.is_file():
             with rejected_file.open("rb") as handle:
                 rejected = sum(1 for line in handle if line.strip())
-    return SpoolSummary(segments=segments, bytes=total, rejected=rejected)
+    return SpoolSummary(segments=len(segments), bytes=total, rejected=rejected)
+
+
+def _size(segments: list[Segment]) -> int:
+    total = 0
+    for segment in segments:
+        try:
+            total += segment.path.stat().st_size
+        except FileNotFoundError:  # replayed and removed meanwhile
+            continue
+    return total
+
+
+def _segments(directory: Path) -> list[Segment]:
+    """The numbered segment files in ``directory``, oldest first."""
+    found = [
+        Segment(int(path.stem), path)
+        for path in directory.glob(f"*{SEGMENT_SUFFIX}")
+        if path.stem.isdigit()
+    ]
+    found.sort(key=lambda s: s.index)
+    return found
 
 
 def _fsync_directory(directory: Path) -> None:
