@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Final
 
 import asyncpg
@@ -94,7 +93,7 @@ async def open_recorder(settings: Settings) -> AsyncIterator[Recorder]:
 
         recorder = Recorder(
             connect=connect,
-            spool=Spool(Path(settings.data_dir) / SPOOL_DIR),
+            spool=Spool(settings.data_dir / SPOOL_DIR),
             key=_caller_key(settings),
             max_queue=settings.records_queue_size,
         )
