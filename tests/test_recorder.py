@@ -212,3 +212,23 @@ async def test_a_database_too_slow_at_shutdown_gets_everything_spooled(
     await again.close()
     assert again.stats.replayed == len(stream)
     assert await counts(database_url) == (50, 50 * 8)
+
+
+async def test_two_instances_writing_the_same_calls_do_not_deadlock(
+    database_url: str, tmp_path: Path
+) -> None:
+    # As when the AGI side and the AMI side of two instances complete the same calls:
+    # overlapping batches, submitted in opposite orders.
+    stream = synthetic_stream(400)
+    first = recorder(database_url, tmp_path / "a", batch_size=5000)
+    second = recorder(database_url, tmp_path / "b", batch_size=5000)
+    await first.start()
+    await second.start()
+    for record in stream:
+        first.submit(record)
+    for record in reversed(stream):
+        second.submit(record)
+    await asyncio.gather(first.close(), second.close())
+    assert (first.stats.write_errors, second.stats.write_errors) == (0, 0)
+    assert (first.stats.spooled, second.stats.spooled) == (0, 0)
+    assert await counts(database_url) == (400, 400 * 8)

@@ -3,7 +3,8 @@
 Several snapshots of one call in a batch are merged first (PostgreSQL refuses to update
 a row twice in one ``INSERT ... ON CONFLICT``), with the same rule the database applies
 across batches: per column, the highest revision that knows a value wins. Events are
-keyed by (call_id, seq); a repeat of an event already in the batch is dropped.
+keyed by (call_id, seq); a repeat of an event already in the batch is dropped. Call rows
+are sorted by call_id so that concurrent writers take row locks in one order.
 """
 
 from __future__ import annotations
@@ -152,6 +153,10 @@ def _merge_snapshot(row: _Row, record: CallRecord) -> None:
     row.rev = max(row.rev, record.rev)
 
 
+def _by_call_id(item: tuple[UUID, _Row]) -> int:
+    return item[0].int
+
+
 def build_batch(records: Iterable[Record], key: bytes) -> Batch:
     """Merge ``records`` into one write; ``key`` is the caller-number HMAC key."""
     rows: dict[UUID, _Row] = {}
@@ -172,8 +177,11 @@ def build_batch(records: Iterable[Record], key: bytes) -> Batch:
                 value = getattr(record, column)
                 if value is not None:
                     row.queue[column] = value
+    # Rows go in call_id order: every writer then locks rows in the same order, so two
+    # instances completing the same calls (the AGI side and the AMI side) never deadlock.
+    # Events need no order: one instance writes a call's trail.
     call_columns: tuple[list[Any], ...] = tuple([] for _ in CALL_COLUMNS)
-    for call_id, row in rows.items():
+    for call_id, row in sorted(rows.items(), key=_by_call_id):
         values = row.values
         path = values.get("path")
         cells: list[Any] = [
