@@ -20,6 +20,7 @@ import platform
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -38,8 +39,6 @@ EVENTS_PER_CALL = 8
 def call_records(number: int) -> list[Record]:
     cid = uuid4()
     now = time.time()
-    from datetime import UTC, datetime, timedelta  # noqa: PLC0415 - keep the header short
-
     start = datetime.fromtimestamp(now, UTC)
     records: list[Record] = [
         CallRecord(
