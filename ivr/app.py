@@ -1,9 +1,13 @@
 """``ivr serve``: the service's composition and lifecycle.
 
-Today the service loads and watches the menu and runs the call-records side (the
-embedded or configured PostgreSQL, migrations, the write-behind recorder and its
-spool). The FastAGI call engine and the AMI/metrics side are not built yet, and the
-service says so at start instead of pretending to answer calls.
+The service loads and watches the menu, runs the call-records side (the embedded or
+configured PostgreSQL, migrations, the write-behind recorder and its spool) and the
+FastAGI server that answers calls with :class:`~ivr.engine.CallEngine`. The AMI and
+metrics side is not built yet, and the service says so at start.
+
+Shutdown (SIGTERM or SIGINT) follows uvicorn: stop accepting calls, let calls in
+progress finish for ``IVR_SHUTDOWN_GRACE`` seconds (a second signal cuts the wait
+short), hand the rest back to the dialplan, then flush the call records.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+from ivr.agi.server import AgiServer
+from ivr.engine import CallEngine, EngineSettings
 from ivr.logging import configure_logging, get_logger
 from ivr.menu.loader import MenuError
 from ivr.menu.store import MenuStore
@@ -24,10 +30,7 @@ from ivr.records.spool import SpoolInUseError
 from ivr.settings import Settings, SettingsError, load_settings
 
 WATCH_INTERVAL = 2.0
-NOT_YET = (
-    "FastAGI call engine (no port is opened, no call can be answered yet)",
-    "AMI queue events and Prometheus metrics",
-)
+NOT_YET = ("AMI queue events and Prometheus metrics",)
 
 
 def _summary(store: MenuStore) -> dict[str, object]:
@@ -71,21 +74,64 @@ async def _watch(store: MenuStore, stop: asyncio.Event) -> None:
                 _reload(store, "file changed")
 
 
+def _engine_settings(settings: Settings) -> EngineSettings:
+    return EngineSettings(
+        prompt_dir=settings.prompt_dir,
+        say_format=settings.say_datetime_format,
+        reply_timeout=settings.agi_reply_timeout,
+        media_timeout=settings.agi_media_timeout,
+        allow_time_override=settings.agi_allow_time_override,
+    )
+
+
+class _Signals:
+    """SIGTERM/SIGINT: the first asks to stop, the second to stop waiting for calls."""
+
+    def __init__(self) -> None:
+        self.stop = asyncio.Event()
+        self.force = asyncio.Event()
+
+    def __call__(self) -> None:
+        if self.stop.is_set():
+            self.force.set()
+        self.stop.set()
+
+
 async def _main(settings: Settings, store: MenuStore) -> int:
     log = get_logger("ivr.app")
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
+    signals = _Signals()
+    loop.add_signal_handler(signal.SIGTERM, signals)
+    loop.add_signal_handler(signal.SIGINT, signals)
     loop.add_signal_handler(signal.SIGHUP, _reload, store, "SIGHUP")
 
     log.info("service starting", **settings.describe())
     log.info("serving menu", **_summary(store))
     try:
-        async with open_recorder(settings):
+        async with open_recorder(settings) as recorder:
+            server = AgiServer(
+                CallEngine(store, recorder, _engine_settings(settings)),
+                host=settings.agi_host,
+                port=settings.agi_port,
+                peer_allowed=settings.is_peer_allowed,
+                max_calls=settings.agi_max_calls,
+                env_timeout=settings.agi_env_timeout,
+                reply_timeout=settings.agi_reply_timeout,
+            )
+            try:
+                await server.start()
+            except OSError as exc:
+                log.error(  # noqa: TRY400 - the message says what to fix
+                    "cannot listen for FastAGI",
+                    host=settings.agi_host,
+                    port=settings.agi_port,
+                    error=str(exc),
+                )
+                return 1
             for missing in NOT_YET:
                 log.warning("not built yet", component=missing)
-            await _watch(store, stop)
+            await _watch(store, signals.stop)
+            await server.shutdown(settings.shutdown_grace, signals.force)
     except (DatabaseUnavailableError, MigrationError, SpoolInUseError) as exc:
         # The message says what to fix; a traceback would only hide it.
         log.error("cannot start the call records", error=str(exc))  # noqa: TRY400

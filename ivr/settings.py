@@ -128,6 +128,22 @@ class Settings(BaseSettings):
     agi_port: Port = 4573
     agi_allowed_peers: Annotated[tuple[IPNetwork, ...], NoDecode] = DEFAULT_ALLOWED_PEERS
     """Who may open FastAGI connections; from the environment a comma-separated list."""
+    agi_max_calls: Annotated[int, Field(ge=1, le=100_000)] = 2000
+    """Calls served at once; more are handed back to the dialplan (``AGISTATUS=FAILURE``)."""
+    agi_reply_timeout: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    """Seconds to wait for Asterisk's reply to a command that plays nothing."""
+    agi_media_timeout: Annotated[float, Field(gt=0, le=3600)] = 600.0
+    """Seconds to wait for a command that plays prompts and waits for a key."""
+    agi_env_timeout: Annotated[float, Field(gt=0, le=600)] = 10.0
+    """Seconds a new connection has to send its AGI environment."""
+    shutdown_grace: Annotated[float, Field(ge=0, le=3600)] = 30.0
+    """On SIGTERM, how long calls in progress may go on before the dialplan takes them."""
+    prompt_dir: Annotated[str, Field(pattern=r"^[A-Za-z0-9_./-]*$", max_length=200)] = "ivr-aqui"
+    """Folder of the line's prompts under Asterisk's sounds directory (language folder)."""
+    say_datetime_format: Annotated[str, Field(max_length=200)] = "AdB 'digits/at' HM"
+    """``SAY DATETIME`` format for the next opening (Asterisk ``say.conf`` syntax)."""
+    agi_allow_time_override: bool = False
+    """Honour ``?at=<ISO time>`` in the AGI URL (``ivr dial --at``). Development only."""
 
     ami_host: str = "127.0.0.1"
     ami_port: Port = 5038
@@ -295,6 +311,10 @@ class Settings(BaseSettings):
             "agi_host": self.agi_host,
             "agi_port": str(self.agi_port),
             "agi_allowed_peers": ", ".join(str(net) for net in self.agi_allowed_peers),
+            "agi_max_calls": str(self.agi_max_calls),
+            "shutdown_grace": str(self.shutdown_grace),
+            "prompt_dir": self.prompt_dir,
+            "agi_allow_time_override": str(self.agi_allow_time_override).lower(),
             "ami_host": self.ami_host,
             "ami_port": str(self.ami_port),
             "ami_user": self.ami_user,

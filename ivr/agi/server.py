@@ -1,0 +1,203 @@
+"""The FastAGI server: accepts Asterisk's connections and runs one handler per call.
+
+Lifecycle after uvicorn's: :meth:`AgiServer.start` binds and serves; on shutdown
+:meth:`AgiServer.shutdown` stops accepting at once, lets calls in progress finish for
+up to ``grace`` seconds, then ends the rest by writing ``failure`` (Asterisk ends the
+AGI with ``AGISTATUS=FAILURE`` and the dialplan's fallback queues the caller) and
+cancelling their handlers, which record the call before they go.
+
+Connections from peers outside the allow-list are closed without a byte and counted;
+connections beyond ``max_calls`` get ``failure`` at once (the dialplan's fallback
+queues them) and are counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import structlog
+
+from ivr.agi.protocol import Environment, ProtocolError
+from ivr.agi.session import AgiError, AgiSession
+from ivr.logging import get_logger
+
+__all__ = ["AgiServer", "Handler", "ServerStats"]
+
+Handler = Callable[[AgiSession, Environment], Awaitable[None]]
+PeerCheck = Callable[[str], bool]
+_CLOSE_TIMEOUT: Final = 2.0
+
+
+@dataclass
+class ServerStats:
+    accepted: int = 0
+    refused_peers: int = 0
+    refused_busy: int = 0
+    refused_shutdown: int = 0
+    bad_sessions: int = 0
+    completed: int = 0
+    ended_by_shutdown: int = 0
+    peers_refused: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class _Active:
+    session: AgiSession
+    task: asyncio.Task[None]
+
+
+class AgiServer:
+    def __init__(  # noqa: PLR0913 - knobs, all keyword-only
+        self,
+        handler: Handler,
+        *,
+        host: str,
+        port: int,
+        peer_allowed: PeerCheck,
+        max_calls: int,
+        env_timeout: float,
+        reply_timeout: float,
+    ) -> None:
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.peer_allowed = peer_allowed
+        self.max_calls = max_calls
+        self.env_timeout = env_timeout
+        self.reply_timeout = reply_timeout
+        self.stats = ServerStats()
+        self._active: set[_Active] = set()
+        self._server: asyncio.Server | None = None
+        self._stopping = False
+        self._log = get_logger("ivr.agi")
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._active)
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None and self._server.is_serving()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._on_connect, self.host, self.port)
+        sockets = self._server.sockets
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        self._log.info("FastAGI listening", host=self.host, port=self.port)
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = writer.get_extra_info("peername")
+        address = str(peer[0]) if peer else ""
+        if not self.peer_allowed(address):
+            self.stats.refused_peers += 1
+            self.stats.peers_refused[address] = self.stats.peers_refused.get(address, 0) + 1
+            self._log.warning("FastAGI connection refused: peer not allowed", peer=address)
+            writer.transport.abort()
+            return
+        session = AgiSession(reader, writer, reply_timeout=self.reply_timeout)
+        if self._stopping:
+            self.stats.refused_shutdown += 1
+            await self._refuse(session)
+            return
+        if len(self._active) >= self.max_calls:
+            self.stats.refused_busy += 1
+            self._log.warning("FastAGI call refused: at capacity", max_calls=self.max_calls)
+            await self._refuse(session)
+            return
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - start_server always runs us in a task
+            raise RuntimeError("FastAGI connection handled outside a task")
+        entry = _Active(session, task)
+        self._active.add(entry)
+        self.stats.accepted += 1
+        try:
+            await self._serve(session)
+        finally:
+            self._active.discard(entry)
+            await session.close()
+
+    async def _refuse(self, session: AgiSession) -> None:
+        await session.fail()
+        await session.close()
+
+    async def _serve(self, session: AgiSession) -> None:
+        structlog.contextvars.clear_contextvars()
+        try:
+            env = await session.read_environment(self.env_timeout)
+        except (AgiError, ProtocolError) as exc:
+            self.stats.bad_sessions += 1
+            self._log.warning("FastAGI session dropped before the call", error=str(exc)[:200])
+            return
+        try:
+            await self.handler(session, env)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # We cancelled it to end the call at shutdown: that is how it ends, not an error.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            self.stats.ended_by_shutdown += 1
+            return
+        self.stats.completed += 1
+
+    async def shutdown(self, grace: float, force: asyncio.Event | None = None) -> None:
+        """Stop accepting; give calls ``grace`` seconds (or until ``force`` is set); hand
+        the rest to the dialplan."""
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        pending = {entry.task for entry in self._active}
+        if pending:
+            self._log.info("waiting for calls in progress", calls=len(pending), grace=grace)
+            pending = await _wait_until(pending, grace, force)
+            if pending:
+                self._log.warning(
+                    "grace period over: handing calls back to the dialplan", calls=len(pending)
+                )
+                for entry in list(self._active):
+                    await entry.session.fail()
+                    entry.task.cancel()
+                await asyncio.wait(pending, timeout=_CLOSE_TIMEOUT)
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_CLOSE_TIMEOUT):
+                    await self._server.wait_closed()
+        self._log.info("FastAGI stopped", **_counts(self.stats))
+
+
+async def _wait_until(
+    tasks: set[asyncio.Task[None]], grace: float, force: asyncio.Event | None
+) -> set[asyncio.Task[None]]:
+    """Wait for ``tasks`` up to ``grace`` seconds or until ``force`` is set; the rest."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    forced = asyncio.ensure_future(force.wait()) if force is not None else None
+    try:
+        while tasks and loop.time() < deadline and not (force is not None and force.is_set()):
+            waiting: set[asyncio.Future[Any]] = set(tasks)
+            if forced is not None:
+                waiting.add(forced)
+            await asyncio.wait(
+                waiting, timeout=deadline - loop.time(), return_when=asyncio.FIRST_COMPLETED
+            )
+            tasks = {task for task in tasks if not task.done()}
+    finally:
+        if forced is not None:
+            forced.cancel()
+    return tasks
+
+
+def _counts(stats: ServerStats) -> dict[str, int]:
+    return {
+        "accepted": stats.accepted,
+        "completed": stats.completed,
+        "ended_by_shutdown": stats.ended_by_shutdown,
+        "refused_peers": stats.refused_peers,
+        "refused_busy": stats.refused_busy,
+    }

@@ -1,0 +1,388 @@
+"""One citizen's call: the AGI session drives the pure call flow and records the call.
+
+:class:`CallEngine` is the FastAGI handler. For each call it takes the menu in force
+(a reload later does not change a call in progress), answers, walks the caller through
+:class:`~ivr.flow.CallFlow` playing each action as planned by :mod:`ivr.agi.render`,
+and ends the AGI either after setting the ``IVR_*`` channel variables the dialplan
+queues on, or after the goodbye. Records go through :class:`~ivr.records.calllog.CallLog`
+(a synchronous enqueue): nothing on the call path waits for the database.
+
+How a call can end, and what is recorded:
+
+* the flow routes or says goodbye: its outcome (``routed``, ``fallback``, ``closed``,
+  ``invalid``, ``no_input``);
+* the caller hangs up (``HANGUP``, ``511``, EOF, ``READSTATUS=HANGUP``) before the
+  dialplan got the call: ``abandoned_in_menu`` with the step;
+* anything else (a timeout, a command Asterisk refused, a bug, the shutdown grace
+  running out): ``error``, and ``failure`` is sent so that the dialplan's
+  ``AGISTATUS=FAILURE`` branch queues the call to the general queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Final
+from urllib.parse import parse_qs
+
+import structlog
+
+from ivr.agi import commands as cmd
+from ivr.agi.protocol import Environment, LocalProtocolError, ProtocolError, Reply
+from ivr.agi.render import KEY_VARIABLE, Op, ReadKey, Say, Stream, WaitKey, plan
+from ivr.agi.session import AgiError, AgiSession, ChannelGoneError
+from ivr.flow import (
+    Action,
+    CallFlow,
+    Digits,
+    Hangup,
+    HungUp,
+    Input,
+    NoInput,
+    Outcome,
+    Play,
+    Route,
+)
+from ivr.logging import get_logger
+from ivr.menu.store import MenuStore
+from ivr.privacy import mask_number
+from ivr.records.calllog import CallLog, Sink
+
+__all__ = ["SCRIPT", "CallEngine", "EngineSettings", "UnknownScriptError"]
+
+SCRIPT: Final = "citizen-line"
+TAG_MAX: Final = 40
+_CONTROL: Final = dict.fromkeys(range(32), " ")
+
+
+class UnknownScriptError(AgiError):
+    """The dialplan asked for an AGI script this service does not serve."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    prompt_dir: str = "ivr-aqui"
+    say_format: str = "AdB 'digits/at' HM"
+    reply_timeout: float = 30.0
+    media_timeout: float = 600.0
+    allow_time_override: bool = False
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _clean(value: str | None) -> str | None:
+    """A caller field fit for the database and a channel variable: no control bytes."""
+    if value is None:
+        return None
+    cleaned = value.translate(_CONTROL).strip()
+    return cleaned or None
+
+
+def _script_and_query(env: Environment) -> tuple[str, dict[str, list[str]]]:
+    script, _, query = env.get("network_script").partition("?")
+    return script.strip("/"), parse_qs(query)
+
+
+class CallEngine:
+    """The FastAGI handler of the citizen line (one instance serves every call)."""
+
+    def __init__(
+        self,
+        store: MenuStore,
+        sink: Sink,
+        settings: EngineSettings | None = None,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.store = store
+        self.sink = sink
+        self.settings = settings or EngineSettings()
+        self.clock = clock
+        self.calls = 0
+
+    async def __call__(self, session: AgiSession, env: Environment) -> None:
+        script, query = _script_and_query(env)
+        if script != SCRIPT:
+            get_logger("ivr.engine").error(
+                "unknown AGI script: check the dialplan", script=script[:80], expected=SCRIPT
+            )
+            await session.fail()
+            return
+        self.calls += 1
+        call = _Call(self, session, env, query)
+        await call.run()
+
+
+class _Call:
+    def __init__(
+        self,
+        engine: CallEngine,
+        session: AgiSession,
+        env: Environment,
+        query: dict[str, list[str]],
+    ) -> None:
+        self.engine = engine
+        self.settings = engine.settings
+        self.session = session
+        self.env = env
+        self.live = engine.store.current  # this call keeps this menu to its end
+        self.menu = self.live.loaded.menu
+        self.clock = self._clock(query)
+        self.flow = CallFlow(self.live.schedule, self.clock)
+        self.record = CallLog(engine.sink, clock=engine.clock)
+        self.log = get_logger("ivr.call")
+        self._forwarded = 0
+        self._handed_over = False
+
+    # --- clock ------------------------------------------------------------------
+
+    def _clock(self, query: dict[str, list[str]]) -> Callable[[], datetime]:
+        wanted = query.get("at", [None])[0]
+        if wanted is None:
+            return self.engine.clock
+        if not self.settings.allow_time_override:
+            get_logger("ivr.engine").warning(
+                "ignoring ?at= in the AGI URL: IVR_AGI_ALLOW_TIME_OVERRIDE is off"
+            )
+            return self.engine.clock
+        try:
+            at = datetime.fromisoformat(wanted)
+        except ValueError:
+            get_logger("ivr.engine").warning("ignoring an invalid ?at= in the AGI URL")
+            return self.engine.clock
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=self.live.schedule.tz)
+        started = time.monotonic()
+        return lambda: at + timedelta(seconds=time.monotonic() - started)
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        env = self.env
+        number = _clean(env.known("callerid"))
+        name = _clean(env.known("calleridname"))
+        structlog.contextvars.bind_contextvars(
+            call_id=str(self.record.call_id),
+            uniqueid=env.get("uniqueid"),
+            caller=mask_number(number) if number else "unknown",
+        )
+        self.record.update(
+            uniqueid=_clean(env.get("uniqueid")),
+            channel=_clean(env.get("channel")),
+            caller_number=number,
+            caller_name=name,
+            line_number=self.menu.line.number,
+            started_at=self.engine.clock(),
+            menu_version=self.menu.version,
+        )
+        self.log.info("call started", menu_version=self.menu.version, channel_type=env.get("type"))
+        try:
+            await self._walk()
+        except ChannelGoneError:
+            self._on_hangup()
+        except asyncio.CancelledError:
+            self._on_error("shutdown")
+            raise
+        except (AgiError, LocalProtocolError, ProtocolError) as exc:
+            self._on_error(type(exc).__name__, str(exc))
+            await self.session.fail()
+        except Exception as exc:
+            self.log.exception("call failed")
+            self._on_error(type(exc).__name__, str(exc))
+            await self.session.fail()
+        finally:
+            self._finish()
+
+    def _on_hangup(self) -> None:
+        state = self.flow.state
+        if not self.flow.finished:
+            self.flow.on_input(HungUp())
+        elif not self._handed_over and state.outcome in {Outcome.ROUTED, Outcome.FALLBACK}:
+            # Hung up on the way to the queue: the queue never saw this caller.
+            state.outcome = Outcome.ABANDONED_IN_MENU
+            state.hangup_step = self.flow.step
+            state.events.append(("hangup", {"step": self.flow.step}))
+
+    def _on_error(self, cause: str, detail: str = "") -> None:
+        state = self.flow.state
+        if self._handed_over:
+            return
+        state.outcome = Outcome.ERROR
+        state.events.append(("error", {"step": self.flow.step, "cause": cause}))
+        self.log.error("call handed back to the dialplan", cause=cause, detail=detail[:200])
+
+    def _finish(self) -> None:
+        self._forward_events()
+        state = self.flow.state
+        self.record.update(
+            ended_at=self.engine.clock(),
+            path=state.path,
+            vertiente=state.vertiente,
+            area=state.area,
+            queue=state.queue,
+            outcome=state.outcome.value if state.outcome else Outcome.ERROR.value,
+            hangup_step=state.hangup_step,
+            privacy_notice_version=state.privacy_notice_version,
+        )
+        self.log.info(
+            "call ended",
+            outcome=state.outcome.value if state.outcome else None,
+            step=self.flow.step,
+            area=state.area,
+            queue=state.queue,
+            commands=self.session.commands,
+        )
+
+    def _forward_events(self) -> None:
+        events = self.flow.state.events
+        for kind, detail in events[self._forwarded :]:
+            self.record.event(kind, **detail)
+        self._forwarded = len(events)
+
+    # --- the walk -------------------------------------------------------------------
+
+    async def _command(self, line: bytes, *, media: bool = False) -> Reply:
+        timeout = self.settings.media_timeout if media else self.settings.reply_timeout
+        reply = await self.session.command(line, timeout)
+        if self.session.hung_up:
+            raise ChannelGoneError("HANGUP")
+        return reply
+
+    async def _walk(self) -> None:
+        await self._command(cmd.answer())
+        self.record.update(answered_at=self.engine.clock())
+        linked = await self._command(cmd.get_full_variable(["CHANNEL(linkedid)"]))
+        if linked.data:
+            self.record.update(linkedid=_clean(linked.data))
+        action: Action | None = self.flow.start()
+        while action is not None:
+            self._forward_events()
+            if isinstance(action, Route):
+                await self._route(action)
+                return
+            if isinstance(action, Hangup):
+                await self._goodbye(action)
+                return
+            action = await self._play(action)
+
+    async def _play(self, action: Play) -> Action | None:
+        ops = plan(
+            action.items,
+            action.collect,
+            prompt_dir=self.settings.prompt_dir,
+            barge_in=True,
+        )
+        given = await self._run_ops(ops, action.step)
+        if action.collect is None:
+            following = self.flow.next()
+            if isinstance(given, Digits) and isinstance(following, Play) and following.collect:
+                # A key pressed during the greeting answers the menu that follows it.
+                self._forward_events()
+                return self.flow.on_input(given)
+            return following
+        return self.flow.on_input(given or NoInput())
+
+    async def _run_ops(self, ops: tuple[Op, ...], step: str) -> Input | None:
+        for op in ops:
+            if isinstance(op, Stream):
+                reply = await self._command(cmd.stream_file(op.file, op.escape), media=True)
+            elif isinstance(op, Say):
+                line = cmd.say_datetime(
+                    op.epoch, op.escape, self.settings.say_format, self.menu.line.timezone
+                )
+                reply = await self._command(line, media=True)
+            elif isinstance(op, ReadKey):
+                return await self._read_key(op, step)
+            else:
+                return await self._wait_key(op)
+            key = self._key_of(reply, step, getattr(op, "file", "datetime"))
+            if key is not None:
+                return Digits(key)
+        return None
+
+    def _key_of(self, reply: Reply, step: str, what: str) -> str | None:
+        number = reply.number
+        if number is not None and number > 0:
+            return chr(number)
+        if number is not None and number < 0:
+            # -1 without HANGUP: the file could not be played. Carry on: a missing
+            # prompt must not trap the caller (the menu ends in the fallback).
+            self.log.warning("prompt did not play", step=step, prompt=what)
+        return None
+
+    async def _read_key(self, op: ReadKey, step: str) -> Input:
+        files = "&".join(op.files)
+        reply = await self._command(
+            cmd.exec_app("Read", KEY_VARIABLE, files, "1", "t", "1", f"{op.timeout:g}"),
+            media=True,
+        )
+        if reply.number == -2:
+            raise LocalProtocolError("Asterisk has no Read application (app_read not loaded)")
+        result = await self._command(cmd.get_full_variable([KEY_VARIABLE, "READSTATUS"]))
+        key, _, status = (result.data or "").rpartition("|")
+        if status == "HANGUP":
+            raise ChannelGoneError("READSTATUS=HANGUP")
+        if key:
+            return Digits(key[:1])
+        if status == "OK":
+            # Only '#' ends a Read with nothing read when the 't' option is unknown
+            # (Asterisk before 16.23/18.9): it was the caller pressing '#'.
+            return Digits("#")
+        if status != "TIMEOUT":
+            self.log.warning("Read did not play", step=step, status=status or "unknown")
+        return NoInput()
+
+    async def _wait_key(self, op: WaitKey) -> Input:
+        reply = await self._command(cmd.wait_for_digit(op.timeout), media=True)
+        number = reply.number
+        return Digits(chr(number)) if number is not None and number > 0 else NoInput()
+
+    async def _set(self, variables: dict[str, str | None]) -> None:
+        for name, value in variables.items():
+            if value is not None:
+                await self._command(cmd.set_variable(name, value))
+
+    def _common_variables(self, outcome: Outcome) -> dict[str, str | None]:
+        return {
+            "IVR_CALL_ID": str(self.record.call_id),
+            "IVR_OUTCOME": outcome.value,
+            "IVR_AT": self.clock().isoformat(timespec="seconds"),
+        }
+
+    async def _route(self, action: Route) -> None:
+        name = _clean(self.env.known("calleridname"))
+        tag = f"{action.tag}: {name}" if name else action.tag
+        await self._set(
+            {
+                **self._common_variables(action.outcome),
+                "IVR_QUEUE": action.queue,
+                "IVR_VERTIENTE": action.vertiente,
+                "IVR_AREA": action.area,
+                "CALLERID(name)": tag[:TAG_MAX],
+            }
+        )
+        await self._run_ops(
+            plan(action.items, None, prompt_dir=self.settings.prompt_dir, barge_in=False),
+            action.step,
+        )
+        self._handed_over = True
+
+    async def _goodbye(self, action: Hangup) -> None:
+        state = self.flow.state
+        await self._set(
+            {
+                **self._common_variables(action.outcome),
+                "IVR_VERTIENTE": state.vertiente,
+                "IVR_AREA": state.area,
+            }
+        )
+        self._handed_over = True  # the goodbye may be cut short: the outcome stands
+        await self._run_ops(
+            plan(action.items, None, prompt_dir=self.settings.prompt_dir, barge_in=False),
+            action.step,
+        )
