@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -108,6 +109,7 @@ _COMMANDS: Final = (
     "HANGUP",
 )
 _VAR_REF: Final = re.compile(r"\$\{([^{}]+)\}")
+_SEQUENCE: Final = itertools.count(1)  # channel numbers, unique in the process as in Asterisk
 _ENDPOS: Final = 8000  # samples "played" per file (1 s at 8 kHz)
 
 
@@ -213,8 +215,10 @@ class ScriptedCaller:
     hangup_after: int = 0
 
     def during(self, heard: Heard) -> str | None:
-        key = heard.value.rsplit("/", 1)[-1]
-        return self.press_during.pop(key, None) or self.press_during.pop(heard.value, None)
+        for name in (heard.value.rsplit("/", 1)[-1], heard.value, heard.kind):
+            if name in self.press_during:
+                return self.press_during.pop(name)
+        return None
 
     def answer(self, timeout: float) -> str | None:
         if not self.answers:
@@ -246,6 +250,7 @@ class CallResult:
     commands: list[str] = field(default_factory=list)
     turnaround: list[float] = field(default_factory=list)
     caller_name: str = ""
+    uniqueid: str = ""
     hung_up: bool = False
 
     @property
@@ -278,19 +283,18 @@ class FakeAsterisk:
         self.faults = dict(faults or {})
         self.timeout = timeout
         self.on_heard = on_heard
-        self._sequence = 0
 
     def environment(
         self, caller_number: bytes, caller_name: bytes, query: str = ""
     ) -> list[tuple[str, bytes]]:
-        self._sequence += 1
+        sequence = next(_SEQUENCE)
         script = self.script + (f"?{query}" if query else "")
         values = dict(CAPTURED_ENVIRONMENT)
         values.update(
             network_script=script.encode(),
             request=f"agi://{self.host}:{self.port}/{script}".encode(),
-            channel=f"PJSIP/trunk-{self._sequence:08x}".encode(),
-            uniqueid=f"asterisk-lab-1796413114.{self._sequence}".encode(),
+            channel=f"PJSIP/trunk-{sequence:08x}".encode(),
+            uniqueid=f"asterisk-lab-1796413114.{sequence}".encode(),
             callerid=caller_number,
             calleridname=caller_name,
         )
@@ -316,12 +320,10 @@ class FakeAsterisk:
             name=caller_name.decode("utf-8", "replace"),
             number=caller_number.decode("utf-8", "replace"),
         )
+        values = env if env is not None else self.environment(caller_number, caller_name, query)
+        channel.result.uniqueid = dict(values).get("uniqueid", b"").decode("utf-8", "replace")
         try:
-            block = environment_block(
-                env if env is not None else self.environment(caller_number, caller_name, query),
-                args,
-            )
-            await channel.send(block)
+            await channel.send(environment_block(values, args))
             async with asyncio.timeout(self.timeout):
                 await channel.run()
         finally:

@@ -20,6 +20,7 @@ from ivr.agi.protocol import (
     ErrorReply,
     HangupLine,
     LocalProtocolError,
+    ProtocolError,
     Reply,
     Trying,
 )
@@ -120,6 +121,7 @@ class AgiSession:
             while True:
                 event = await self._next(deadline)
                 if isinstance(event, Reply):
+                    self._take_unsolicited()
                     return event
                 if isinstance(event, ErrorReply):
                     if event.code == 511:
@@ -132,6 +134,23 @@ class AgiSession:
                     continue
         finally:
             self._busy = False
+
+    def _take_unsolicited(self) -> None:
+        """Read what already arrived after a reply (a ``HANGUP``, EOF) without waiting.
+
+        Asterisk often sends ``HANGUP`` in the same read as the reply of the command the
+        hangup interrupted: noticing it now spares a command that would only get 511.
+        """
+        while True:
+            event = self._conn.next_event()
+            if event is NEED_DATA or isinstance(event, HangupLine):
+                if event is NEED_DATA:
+                    return
+                continue
+            if isinstance(event, Closed):
+                self._closed = True
+                return
+            raise ProtocolError(f"unsolicited {type(event).__name__} after a reply")
 
     async def fail(self) -> None:
         """Tell Asterisk to end the AGI with ``AGISTATUS=FAILURE`` (the dialplan's fallback)."""

@@ -1,0 +1,1 @@
+"""FastAGI: the sans-IO protocol, command builders, the asyncio session and server."""
