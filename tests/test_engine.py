@@ -147,7 +147,7 @@ HANGUP_STEPS = [
 
 @pytest.mark.parametrize("style", ["after_reply", "before_reply", "exit"])
 @pytest.mark.parametrize(("at", "answers", "hangup_on", "step"), HANGUP_STEPS)
-async def test_hangup_at_each_step_is_recorded_with_the_step(  # noqa: PLR0913, PLR0917 - parametrized
+async def test_hangup_at_each_step_is_recorded_with_the_step(  # noqa: PLR0917 - parametrized
     line: Line, style: str, at: datetime, answers: list[str], hangup_on: str, step: str
 ) -> None:
     line.clock.now = at
