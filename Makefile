@@ -19,7 +19,9 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed
 
 run: $(VENV)/.installed
-	IVR_LOG_FORMAT=$${IVR_LOG_FORMAT:-console} $(BIN)/ivr serve
+	IVR_LOG_FORMAT=$${IVR_LOG_FORMAT:-console} \
+	IVR_AGI_ALLOW_TIME_OVERRIDE=$${IVR_AGI_ALLOW_TIME_OVERRIDE:-true} \
+	$(BIN)/ivr serve
 
 test: $(VENV)/.installed-dev
 	$(BIN)/ruff check ivr tests bench

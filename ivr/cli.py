@@ -1,6 +1,7 @@
-"""The ``ivr`` command: check, schema, simulate, hours, serve, db, report and purge.
+"""The ``ivr`` command: check, schema, simulate, hours, serve, dial, db, report and purge.
 
 ``check``, ``schema``, ``simulate`` and ``hours`` work on the menu alone, offline.
+``dial`` calls the running service over FastAGI, as Asterisk does.
 ``db migrate``, ``db status``, ``report`` and ``purge`` work on the call records in
 PostgreSQL: ``IVR_DATABASE_URL``, or the embedded server under ``IVR_DATA_DIR`` (started
 for the command and stopped after it unless ``ivr serve`` still uses it).
@@ -25,6 +26,7 @@ import asyncpg
 
 from ivr import __version__
 from ivr.app import run_service
+from ivr.dial import DialError, run_dial, where_it_went
 from ivr.menu.hours import Schedule
 from ivr.menu.loader import LoadedMenu, MenuError, load_menu, resolve_menu_path
 from ivr.menu.schema import menu_json_schema
@@ -355,6 +357,50 @@ def cmd_purge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def cmd_dial(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    loaded = _load_or_report(args.config or _default_config(), err)
+    if loaded is None:
+        return EXIT_INVALID
+    try:
+        script = None if args.digits is None else parse_script(args.digits)
+    except ScriptError as exc:
+        print(f"ivr dial: {exc}", file=err)
+        return EXIT_USAGE
+    host = args.host or os.environ.get("IVR_AGI_HOST") or "127.0.0.1"
+    if host in {"0.0.0.0", "::"}:  # noqa: S104 - a listening address, dialled on loopback
+        host = "127.0.0.1"
+    port = args.port or int(os.environ.get("IVR_AGI_PORT") or 4573)
+    menu = loaded.menu
+    print(f"Calling {menu.line.number} ({menu.line.name}) through {host}:{port}", file=out)
+    try:
+        result = run_dial(
+            host,
+            port,
+            script=script,
+            at=args.at,
+            prompts={name: prompt.text for name, prompt in menu.prompts.items()},
+            tz=menu.line.tz,
+            out=out,
+        )
+    except DialError as exc:
+        print(f"ivr dial: {exc}", file=err)
+        return EXIT_INVALID
+    print("", file=out)
+    for line in where_it_went(result):
+        print(line, file=out)
+    if (
+        args.at
+        and result.variables.get("IVR_AT")
+        and not result.variables["IVR_AT"].startswith(args.at[:16])
+    ):
+        print(
+            "note: the service ignored --at; start it with IVR_AGI_ALLOW_TIME_OVERRIDE=true "
+            "(make run does)",
+            file=out,
+        )
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ivr",
@@ -396,6 +442,30 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the service")
     serve.add_argument("--config", type=Path, help="menu file or folder (default: IVR_CONFIG)")
     serve.set_defaults(handler=cmd_serve)
+
+    dial_cmd = sub.add_parser(
+        "dial",
+        help="call the running service from the terminal, as Asterisk would",
+        description=(
+            "A terminal softphone: connects to the running service over FastAGI exactly as "
+            "Asterisk does, prints what the caller hears and reads your keys (Enter alone is "
+            "silence, q hangs up), then shows where the call ended."
+        ),
+    )
+    dial_cmd.add_argument(
+        "--digits", help='answers instead of the keyboard, e.g. "2 1" (- is silence)'
+    )
+    dial_cmd.add_argument(
+        "--at",
+        help="pretend this local time (ISO-8601); the service must allow it "
+        "(IVR_AGI_ALLOW_TIME_OVERRIDE=true, as make run does)",
+    )
+    dial_cmd.add_argument("--host", help="service address (default: IVR_AGI_HOST or 127.0.0.1)")
+    dial_cmd.add_argument("--port", type=int, help="service port (default: IVR_AGI_PORT or 4573)")
+    dial_cmd.add_argument(
+        "--config", type=Path, help="menu for the prompts' text (default: config)"
+    )
+    dial_cmd.set_defaults(handler=cmd_dial)
 
     db = sub.add_parser("db", help="the call records database: migrate, status")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")

@@ -48,7 +48,6 @@ from ivr.flow import (
 )
 from ivr.logging import get_logger
 from ivr.menu.store import MenuStore
-from ivr.privacy import mask_number
 from ivr.records.calllog import CallLog, Sink
 
 __all__ = ["SCRIPT", "CallEngine", "EngineSettings", "UnknownScriptError"]
@@ -169,7 +168,7 @@ class _Call:
         structlog.contextvars.bind_contextvars(
             call_id=str(self.record.call_id),
             uniqueid=env.get("uniqueid"),
-            caller=mask_number(number) if number else "unknown",
+            caller=number or "unknown",  # masked by the logging processor, like every number
         )
         self.record.update(
             uniqueid=_clean(env.get("uniqueid")),

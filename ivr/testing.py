@@ -110,6 +110,9 @@ _COMMANDS: Final = (
 )
 _VAR_REF: Final = re.compile(r"\$\{([^{}]+)\}")
 _SEQUENCE: Final = itertools.count(1)  # channel numbers, unique in the process as in Asterisk
+# Uniqueids are <systemname>-<epoch>.<sequence>; a finer "epoch" keeps two fake
+# Asterisks started in the same second (a test and an `ivr dial`) apart.
+_EPOCH: Final = time.time_ns() // 1000
 _ENDPOS: Final = 8000  # samples "played" per file (1 s at 8 kHz)
 
 
@@ -294,7 +297,7 @@ class FakeAsterisk:
             network_script=script.encode(),
             request=f"agi://{self.host}:{self.port}/{script}".encode(),
             channel=f"PJSIP/trunk-{sequence:08x}".encode(),
-            uniqueid=f"asterisk-lab-1796413114.{sequence}".encode(),
+            uniqueid=f"asterisk-lab-{_EPOCH}.{sequence}".encode(),
             callerid=caller_number,
             calleridname=caller_name,
         )
@@ -452,9 +455,9 @@ class _Channel:
             code, gone = await self._play(Heard("datetime", args[0]), args[1], name)
             return self._hangup(b"200 result=-1\n") if gone else b"200 result=%d\n" % code
         if name == "WAIT FOR DIGIT":
+            key = self.caller.answer(float(args[0]) / 1000 if args else 0)
             if self.caller.hangs_up(None, name):
                 return self._hangup(b"200 result=-1\n")
-            key = self.caller.answer(float(args[0]) / 1000 if args else 0)
             if key is not None:
                 self._hear(Heard("key", key))
             return b"200 result=%d\n" % (ord(key) if key else 0)
@@ -501,10 +504,10 @@ class _Channel:
                 key = chr(code)
                 break
         if key is None:
+            key = self.caller.answer(timeout)
             if self.caller.hangs_up(None, "EXEC"):
                 self.variables.update({variable: "", "READSTATUS": "HANGUP"})
                 return self._hangup(b"200 result=0\n")
-            key = self.caller.answer(timeout)
             if key is not None:
                 self._hear(Heard("key", key))
         if key == "#" and "t" not in options:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+import structlog
 from engine_line import MONDAY_9, MONDAY_21, TZ, Line, open_line
-from structlog.testing import capture_logs
 
+from ivr.logging import configure_logging
 from ivr.testing import USAGE_STREAM_FILE, CallResult, Heard, ScriptedCaller
 
 GREETING = ["bienvenida", "aviso-privacidad", "aviso-temporada-invernal"]
@@ -235,14 +238,21 @@ async def test_unknown_script_is_handed_back_to_the_dialplan(line: Line) -> None
     assert result.commands == ["failure"]
 
 
-async def test_logs_carry_the_call_context_and_no_caller_number(line: Line) -> None:
-    with capture_logs() as logs:
+async def test_logs_carry_the_call_context_and_no_caller_data(line: Line) -> None:
+    stream = io.StringIO()
+    configure_logging("json", "info", stream)
+    try:
         result = await call(line, ScriptedCaller(answers=["2", "1"]))
-    ended = next(entry for entry in logs if entry["event"] == "call ended")
+    finally:
+        structlog.reset_defaults()
+    entries = [json.loads(text) for text in stream.getvalue().splitlines()]
+    ended = next(entry for entry in entries if entry["event"] == "call ended")
     assert ended["outcome"] == "routed"
-    assert "4421234567" not in repr(logs)
-    assert "Ciudadano Prueba" not in repr(logs)
-    assert result.variables["IVR_OUTCOME"] == "routed"
+    assert ended["call_id"] == result.variables["IVR_CALL_ID"]
+    assert ended["uniqueid"] == result.uniqueid
+    assert ended["caller"] == "******4567"
+    assert "4421234567" not in stream.getvalue()
+    assert "Ciudadano Prueba" not in stream.getvalue()
 
 
 async def test_calls_in_progress_keep_their_menu_when_a_bad_edit_lands(line: Line) -> None:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import IO, Any
+
+import asyncpg
+
+from ivr.testing import CallResult, FakeAsterisk, ScriptedCaller
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,11 +33,18 @@ def read_event(stream: IO[str], wanted: str, timeout: float = 20.0) -> dict[str,
     raise AssertionError(f"no {wanted!r} log line")
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
     config = tmp_path / "config"
     shutil.copytree(ROOT / "config", config)
     env = {
         **os.environ,
+        "IVR_AGI_PORT": str(free_port()),
         "IVR_CONFIG": str(config),
         "IVR_LOG_FORMAT": "json",
         "IVR_DATA_DIR": str(tmp_path / "data"),
@@ -52,8 +65,10 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
         ready = read_event(proc.stderr, "records ready")
         assert ready["spool"] == str(tmp_path / "data" / "spool")
         assert "postgresql://" in ready["database"]
+        listening = read_event(proc.stderr, "FastAGI listening")
+        assert listening["port"] == int(env["IVR_AGI_PORT"])
         missing = read_event(proc.stderr, "not built yet")
-        assert "FastAGI" in missing["component"]
+        assert "AMI" in missing["component"]
 
         menu = config / "menu.yaml"
         good = menu.read_text(encoding="utf-8")
@@ -85,7 +100,13 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
 def test_serve_starts_the_embedded_postgresql_by_default(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {key: value for key, value in os.environ.items() if not key.startswith("IVR_DATABASE")}
-    env.update({"IVR_CONFIG": str(ROOT / "config"), "IVR_DATA_DIR": str(data)})
+    env.update(
+        {
+            "IVR_CONFIG": str(ROOT / "config"),
+            "IVR_DATA_DIR": str(data),
+            "IVR_AGI_PORT": str(free_port()),
+        }
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "ivr", "serve"],
         env=env,
@@ -133,3 +154,75 @@ def test_serve_refuses_an_invalid_menu(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1
     assert f"{menu}:1:1: missing required key 'queues'" in proc.stderr
+
+
+def test_sigterm_lets_calls_finish_and_hands_slow_ones_to_the_dialplan(
+    tmp_path: Path, database_url: str
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "IVR_AGI_PORT": str(port),
+        "IVR_CONFIG": str(ROOT / "config"),
+        "IVR_LOG_FORMAT": "json",
+        "IVR_DATA_DIR": str(tmp_path / "data"),
+        "IVR_DATABASE_URL": database_url,
+        "IVR_SHUTDOWN_GRACE": "1.5",
+        "IVR_AGI_ALLOW_TIME_OVERRIDE": "true",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ivr", "serve"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    assert proc.stderr is not None
+    try:
+        read_event(proc.stderr, "FastAGI listening")
+        # A newcomer's call with the terminal softphone, scripted.
+        dialled = subprocess.run(
+            [sys.executable, "-m", "ivr", "dial", "--port", str(port), "--digits", "2 1",
+             "--at", "2026-12-07T09:00"],
+            env=env, capture_output=True, text=True, check=False, timeout=30,
+        )  # fmt: skip
+        assert dialled.returncode == 0, dialled.stderr
+        assert "«Para atención ciudadana, marque 1.»" in dialled.stdout
+        assert "IVR_OUTCOME=routed" in dialled.stdout
+        assert "Queue(atencion-ciudadana)" in dialled.stdout
+
+        async def calls() -> tuple[CallResult, CallResult]:
+            quick = FakeAsterisk("127.0.0.1", port, play_seconds=0.05)
+            slow = FakeAsterisk("127.0.0.1", port, play_seconds=2.0)
+            query = "at=2026-12-07T09:00"
+            first = asyncio.create_task(quick.call(ScriptedCaller(["2", "1"]), query=query))
+            second = asyncio.create_task(slow.call(ScriptedCaller(["2", "1"]), query=query))
+            await asyncio.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            return await first, await second
+
+        quick, slow = asyncio.run(calls())
+        assert quick.variables["IVR_OUTCOME"] == "routed"
+        assert slow.agi_status == "FAILURE"
+        stopped = read_event(proc.stderr, "FastAGI stopped")
+        assert (stopped["completed"], stopped["ended_by_shutdown"]) == (2, 1)
+        read_event(proc.stderr, "service stopped")
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+
+    async def outcomes() -> dict[str, str]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            rows = await conn.fetch("SELECT uniqueid, outcome FROM calls")
+        finally:
+            await conn.close()
+        return {row["uniqueid"]: row["outcome"] for row in rows}
+
+    stored = asyncio.run(outcomes())
+    assert stored[quick.uniqueid] == "routed"
+    assert stored[slow.uniqueid] == "error"
+    assert len(stored) == 3  # with the dialled call
