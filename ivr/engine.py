@@ -253,6 +253,9 @@ class _Call:
         return reply
 
     async def _walk(self) -> None:
+        # First, so that AMI queue events (manager.conf channelvars) and a FAILURE
+        # hand-off can be tied to this call's record.
+        await self._command(cmd.set_variable("IVR_CALL_ID", str(self.record.call_id)))
         await self._command(cmd.answer())
         self.record.update(answered_at=self.engine.clock())
         linked = await self._command(cmd.get_full_variable(["CHANNEL(linkedid)"]))
@@ -348,7 +351,6 @@ class _Call:
 
     def _common_variables(self, outcome: Outcome) -> dict[str, str | None]:
         return {
-            "IVR_CALL_ID": str(self.record.call_id),
             "IVR_OUTCOME": outcome.value,
             "IVR_AT": self.clock().isoformat(timespec="seconds"),
         }

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import re
 import time
@@ -125,6 +126,11 @@ def environment_block(values: Iterable[tuple[str, bytes]], args: Iterable[bytes]
 
 def parse_agi_args(line: str) -> list[str]:
     """Split a command line as ``parse_args()`` in Asterisk's ``res_agi.c`` does."""
+    return list(_parse_agi_args(line))
+
+
+@functools.lru_cache(maxsize=8192)  # calls repeat the same commands: keeps the fake cheap
+def _parse_agi_args(line: str) -> tuple[str, ...]:
     argv: list[list[str]] = []
     quoted = escaped = False
     whitespace = True
@@ -146,7 +152,7 @@ def parse_agi_args(line: str) -> list[str]:
             whitespace = False
         argv[-1].append(char)
         escaped = False
-    return ["".join(chars) for chars in argv]
+    return tuple("".join(chars) for chars in argv)
 
 
 def separate_app_args(data: str) -> list[str]:

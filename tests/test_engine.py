@@ -139,7 +139,7 @@ async def test_a_key_during_a_closed_message_is_taken(line: Line) -> None:
 
 
 HANGUP_STEPS = [
-    (MONDAY_9, [], "ANSWER", "start"),
+    (MONDAY_9, [], "ANSWER", "start"),  # the caller hangs up before the service answers
     (MONDAY_9, [], "bienvenida", "greeting"),
     (MONDAY_9, [], "menu-principal", "main_menu"),
     (MONDAY_9, ["2"], "menu-servicios", "submenu:servicios"),

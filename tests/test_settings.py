@@ -279,6 +279,10 @@ def test_describe_is_a_complete_log_safe_summary() -> None:
         "agi_host": "127.0.0.1",
         "agi_port": "4573",
         "agi_allowed_peers": "127.0.0.0/8, ::1/128",
+        "agi_max_calls": "2000",
+        "shutdown_grace": "30.0",
+        "prompt_dir": "ivr-aqui",
+        "agi_allow_time_override": "false",
         "ami_host": "127.0.0.1",
         "ami_port": "5038",
         "ami_user": "ivr",
@@ -373,3 +377,12 @@ def test_records_limits_are_validated(variable: str, raw: str) -> None:
 def test_records_limits_from_environment() -> None:
     settings = load_settings({"IVR_RETENTION_DAYS": "90", "IVR_RECORDS_QUEUE_SIZE": "1000"})
     assert (settings.retention_days, settings.records_queue_size) == (90, 1000)
+
+
+def test_agi_settings_are_validated_with_their_variable() -> None:
+    assert load_settings({"IVR_AGI_MAX_CALLS": "500"}).agi_max_calls == 500
+    assert load_settings({"IVR_AGI_ALLOW_TIME_OVERRIDE": "true"}).agi_allow_time_override
+    assert "IVR_AGI_MAX_CALLS" in load_error({"IVR_AGI_MAX_CALLS": "0"})
+    assert "IVR_SHUTDOWN_GRACE" in load_error({"IVR_SHUTDOWN_GRACE": "-1"})
+    # The prompt folder ends up in AGI commands: only file-name characters.
+    assert "IVR_PROMPT_DIR" in load_error({"IVR_PROMPT_DIR": 'ivr" EXEC'})

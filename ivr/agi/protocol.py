@@ -110,6 +110,8 @@ class Reply:
     result: str
     data: str | None = None
     extras: Mapping[str, str] = field(default_factory=dict)
+    message: str = ""
+    """Free text after the result, e.g. ``Gosub complete`` (GOSUB's replies)."""
 
     @property
     def code(self) -> int:
@@ -163,9 +165,7 @@ class State(Enum):
     ERROR = "error"
 
 
-_REPLY_200: Final = re.compile(
-    rb"200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?P<extras>(?: [A-Za-z_]+=\S*)*) *"
-)
+_REPLY_200: Final = re.compile(rb"200 result=(?P<result>\S*)(?: \((?P<data>.*)\))?(?P<rest>.*)")
 _EXTRA: Final = re.compile(rb" ([A-Za-z_]+)=(\S*)")
 _CODE_LINE: Final = re.compile(rb"(?P<code>[1-5][0-9][0-9])(?P<sep>[ -])(?P<text>.*)")
 _ENV_LINE: Final = re.compile(rb"agi_(?P<key>[A-Za-z0-9_]+):(?: (?P<value>.*))?")
@@ -180,6 +180,7 @@ class AgiConnection:
         self._state = State.ENVIRONMENT
         self._env: dict[str, str] = {}
         self._env_raw: dict[str, bytes] = {}
+        self._env_lines = 0
         self._usage: list[str] | None = None
         self._usage_head = ""
         self._in_flight: bytes | None = None
@@ -211,7 +212,7 @@ class AgiConnection:
 
     def next_event(self) -> Event | _NeedData:
         """The next complete event, or :data:`NEED_DATA`."""
-        if self._state in {State.CLOSED, State.ERROR}:
+        if self._state is State.CLOSED or self._state is State.ERROR:
             raise LocalProtocolError(f"no events after the connection is {self._state.value}")
         while True:
             line = self._next_line()
@@ -279,7 +280,9 @@ class AgiConnection:
         return ErrorReply(code, text)
 
     def _on_usage_line(self, line: bytes) -> Event | None:
-        usage_lines = self._usage or []
+        usage_lines = self._usage
+        if usage_lines is None:  # pragma: no cover - only called inside a usage block
+            raise LocalProtocolError("not inside a usage block")
         if line.startswith(b"520 "):
             usage = tuple(usage_lines)
             self._usage = None
@@ -295,15 +298,15 @@ class AgiConnection:
         match = _REPLY_200.fullmatch(line)
         if match is None:
             raise self._fail(f"malformed 200 reply: {line[:80]!r}")
-        data = match["data"]
+        data, rest = match["data"], match["rest"]
         extras = {
-            key.decode("ascii"): decode_value(value)
-            for key, value in _EXTRA.findall(match["extras"])
+            key.decode("ascii"): decode_value(value) for key, value in _EXTRA.findall(rest)
         }
         return Reply(
             result=decode_value(match["result"]),
             data=None if data is None else decode_value(data),
             extras=extras,
+            message=decode_value(_EXTRA.sub(b"", rest).strip()),
         )
 
     def _on_env_line(self, line: bytes) -> Event | None:
@@ -312,7 +315,8 @@ class AgiConnection:
                 raise self._fail("empty environment block")
             self._state = State.IDLE
             return Environment(values=dict(self._env), raw=dict(self._env_raw))
-        if len(self._env_raw) >= MAX_ENV_LINES:
+        self._env_lines += 1
+        if self._env_lines > MAX_ENV_LINES:
             raise self._fail(f"environment longer than {MAX_ENV_LINES} lines")
         match = _ENV_LINE.fullmatch(line)
         if match is None:

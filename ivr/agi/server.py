@@ -30,6 +30,7 @@ __all__ = ["AgiServer", "Handler", "ServerStats"]
 Handler = Callable[[AgiSession, Environment], Awaitable[None]]
 PeerCheck = Callable[[str], bool]
 _CLOSE_TIMEOUT: Final = 2.0
+BACKLOG: Final = 4096
 
 
 @dataclass
@@ -61,6 +62,7 @@ class AgiServer:
         max_calls: int,
         env_timeout: float,
         reply_timeout: float,
+        on_turnaround: Callable[[float], None] | None = None,
     ) -> None:
         self.handler = handler
         self.host = host
@@ -69,6 +71,7 @@ class AgiServer:
         self.max_calls = max_calls
         self.env_timeout = env_timeout
         self.reply_timeout = reply_timeout
+        self.on_turnaround = on_turnaround
         self.stats = ServerStats()
         self._active: set[_Active] = set()
         self._server: asyncio.Server | None = None
@@ -84,7 +87,11 @@ class AgiServer:
         return self._server is not None and self._server.is_serving()
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._on_connect, self.host, self.port)
+        # A burst of calls must not overflow the accept queue (asyncio defaults to 100):
+        # a dropped SYN costs the caller a 1 s, then 3 s, retransmission.
+        self._server = await asyncio.start_server(
+            self._on_connect, self.host, self.port, backlog=BACKLOG
+        )
         sockets = self._server.sockets
         if sockets:
             self.port = sockets[0].getsockname()[1]
@@ -100,6 +107,7 @@ class AgiServer:
             writer.transport.abort()
             return
         session = AgiSession(reader, writer, reply_timeout=self.reply_timeout)
+        session.on_turnaround = self.on_turnaround
         if self._stopping:
             self.stats.refused_shutdown += 1
             await self._refuse(session)

@@ -10,6 +10,8 @@ taken for a reply.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import Final
 
 from ivr.agi.protocol import (
@@ -18,11 +20,11 @@ from ivr.agi.protocol import (
     Closed,
     Environment,
     ErrorReply,
+    Event,
     HangupLine,
     LocalProtocolError,
     ProtocolError,
     Reply,
-    Trying,
 )
 
 __all__ = [
@@ -71,43 +73,44 @@ class AgiSession:
         self.reply_timeout = reply_timeout
         self._busy = False
         self._closed = False
+        self._replied_at: float | None = None
         self.commands = 0
+        self.on_turnaround: Callable[[float], None] | None = None
+        """Called with the seconds from a reply's arrival to the next command's sending:
+        the time the engine took to decide, the figure the line's latency hangs on."""
 
     @property
     def hung_up(self) -> bool:
         """Asterisk said ``HANGUP`` (the caller is gone; commands may still be answered)."""
         return self._conn.hung_up
 
-    async def _next(self, deadline: float) -> object:
-        loop = asyncio.get_running_loop()
+    async def _next(self) -> Event:
+        """The next event, reading from the socket as needed (the caller bounds the wait)."""
         while True:
             event = self._conn.next_event()
             if event is not NEED_DATA:
                 return event
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise AgiTimeoutError("no answer from Asterisk in time")
             try:
-                async with asyncio.timeout(remaining):
-                    data = await self._reader.read(READ_SIZE)
-            except TimeoutError:
-                raise AgiTimeoutError("no answer from Asterisk in time") from None
+                data = await self._reader.read(READ_SIZE)
             except (ConnectionError, OSError):
                 data = b""
             self._conn.receive_data(data)
 
     async def read_environment(self, timeout: float) -> Environment:  # noqa: ASYNC109 - per-call limits, as asyncpg
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            event = await self._next(deadline)
-            if isinstance(event, Environment):
-                return event
-            if isinstance(event, Closed):
-                self._closed = True
-                raise ChannelGoneError("connection closed before the AGI environment ended")
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    event = await self._next()
+                    if isinstance(event, Environment):
+                        return event
+                    if isinstance(event, Closed):
+                        self._closed = True
+                        raise ChannelGoneError("connection closed before the AGI environment ended")
+        except TimeoutError:
+            raise AgiTimeoutError("no AGI environment from Asterisk in time") from None
 
     async def command(self, line: bytes, timeout: float | None = None) -> Reply:  # noqa: ASYNC109
-        """Send one command and return its ``200`` reply."""
+        """Send one command and return its ``200`` reply (one timer for the whole wait)."""
         if self._busy:
             raise LocalProtocolError("another AGI command is in flight on this call")
         if self._closed:
@@ -116,24 +119,30 @@ class AgiSession:
         try:
             self._writer.write(self._conn.send(line))
             self.commands += 1
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + (self.reply_timeout if timeout is None else timeout)
-            while True:
-                event = await self._next(deadline)
-                if isinstance(event, Reply):
-                    self._take_unsolicited()
-                    return event
-                if isinstance(event, ErrorReply):
-                    if event.code == 511:
-                        raise ChannelGoneError(event.message)
-                    raise CommandError(event, line)
-                if isinstance(event, Closed):
-                    self._closed = True
-                    raise ChannelGoneError("Asterisk closed the AGI connection")
-                if isinstance(event, HangupLine | Trying):
-                    continue
+            if self._replied_at is not None and self.on_turnaround is not None:
+                self.on_turnaround(time.perf_counter() - self._replied_at)
+            async with asyncio.timeout(self.reply_timeout if timeout is None else timeout):
+                return await self._reply(line)
+        except TimeoutError:
+            raise AgiTimeoutError("no answer from Asterisk in time") from None
         finally:
             self._busy = False
+
+    async def _reply(self, line: bytes) -> Reply:
+        while True:
+            event = await self._next()
+            if isinstance(event, Reply):
+                self._take_unsolicited()
+                self._replied_at = time.perf_counter()
+                return event
+            if isinstance(event, ErrorReply):
+                if event.code == 511:
+                    raise ChannelGoneError(event.message)
+                raise CommandError(event, line)
+            if isinstance(event, Closed):
+                self._closed = True
+                raise ChannelGoneError("Asterisk closed the AGI connection")
+            # HangupLine or Trying: the final reply is still to come.
 
     def _take_unsolicited(self) -> None:
         """Read what already arrived after a reply (a ``HANGUP``, EOF) without waiting.
