@@ -1,5 +1,5 @@
-# First working image of the IVR service (to be completed with prompts and a
-# healthcheck when the call engine and metrics land).
+# Image of the IVR service: FastAGI engine, call records, menu reload. Prompt audio and
+# a healthcheck come with the prompts and metrics work.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -33,6 +33,8 @@ RUN mkdir -p /var/lib/ivr && chown ivr:ivr /var/lib/ivr
 USER ivr
 
 # FastAGI and Prometheus metrics; bind to all interfaces inside the container.
+# Only loopback may open FastAGI sessions by default: set IVR_AGI_ALLOWED_PEERS to the
+# Asterisk host(s) or network, e.g. -e IVR_AGI_ALLOWED_PEERS=10.20.0.0/24.
 ENV IVR_AGI_HOST=0.0.0.0 IVR_METRICS_HOST=0.0.0.0
 EXPOSE 4573 9108
 VOLUME ["/var/lib/ivr"]
