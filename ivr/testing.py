@@ -157,6 +157,8 @@ def _parse_agi_args(line: str) -> tuple[str, ...]:
 
 def separate_app_args(data: str) -> list[str]:
     """Split application data on commas as ``ast_app_separate_args()`` does."""
+    if not data:
+        return []  # argc 0, as in app.c
     args: list[str] = []
     current: list[str] = []
     paren = bracket = 0

@@ -16,12 +16,14 @@ checked against a strict pattern instead, as they are never caller data.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from typing import Final
 
 __all__ = [
     "ALL_KEYS",
+    "MAX_COMMAND",
     "answer",
     "app_arg",
     "exec_app",
@@ -37,10 +39,12 @@ __all__ = [
 ]
 
 ALL_KEYS: Final = "0123456789*#"
+MAX_COMMAND: Final = 2047  # bytes, newline included
 _NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\([A-Za-z0-9_]*\))?")
 _APP: Final = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _FILE: Final = re.compile(r"[A-Za-z0-9_./-]+")
 _CONTROL: Final = str.maketrans({"\r": " ", "\n": " ", "\x00": " "})
+_NOT_SEPARATORS: Final = frozenset('${}\\"\r\n\x00 ')  # evaluated, quoted or splitting
 _APP_SPECIAL: Final = re.compile(r'([\\,"()\[\]])')
 
 
@@ -56,7 +60,12 @@ def app_arg(value: str) -> str:
 
 
 def _line(*parts: str) -> bytes:
-    return (" ".join(parts) + "\n").encode("utf-8")
+    line = (" ".join(parts) + "\n").encode("utf-8")
+    if len(line) > MAX_COMMAND:
+        # run_agi() reads a command with fgets() into 2048 bytes: the rest of a longer
+        # line would run as a second command, outside our quotes.
+        raise ValueError(f"AGI command of {len(line)} bytes; Asterisk reads {MAX_COMMAND}")
+    return line
 
 
 def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
@@ -72,8 +81,8 @@ def _keys(keys: str) -> str:
 
 
 def _millis(seconds: float) -> str:
-    if seconds < 0:
-        raise ValueError(f"a timeout cannot be negative: {seconds}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"a timeout cannot be negative or infinite: {seconds}")
     return str(round(seconds * 1000))
 
 
@@ -121,6 +130,8 @@ def get_variable(name: str) -> bytes:
 
 def get_full_variable(names: Iterable[str], separator: str = "|") -> bytes:
     """``${A}|${B}``: several variables in one round trip, split on ``separator``."""
+    if len(separator) != 1 or separator in _NOT_SEPARATORS:
+        raise ValueError(f"invalid separator: {separator!r}")
     expression = separator.join("${" + _check(_NAME, name, "variable name") + "}" for name in names)
     return _line("GET FULL VARIABLE", quote(expression))
 

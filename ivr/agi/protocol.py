@@ -201,6 +201,8 @@ class AgiConnection:
 
     def receive_data(self, data: bytes) -> None:
         """Bytes read from the peer; ``b""`` means the peer closed its side."""
+        if self._state is State.ERROR:
+            return  # the connection is over; keep the buffer bounded
         if self._eof:
             if data:
                 raise LocalProtocolError("data received after EOF")
@@ -230,6 +232,8 @@ class AgiConnection:
 
     def _next_line(self) -> bytes | None:
         end = self._buffer.find(b"\n")
+        # The cap counts a "\r" before the "\n" too, so it never depends on how the
+        # bytes were cut into reads.
         if end < 0:
             if len(self._buffer) > MAX_LINE:
                 raise self._fail(f"line longer than {MAX_LINE} bytes")
@@ -299,9 +303,11 @@ class AgiConnection:
         if match is None:
             raise self._fail(f"malformed 200 reply: {line[:80]!r}")
         data, rest = match["data"], match["rest"]
-        extras = {
-            key.decode("ascii"): decode_value(value) for key, value in _EXTRA.findall(rest)
-        }
+        if data is None and rest.startswith(b" ("):
+            # Asterisk writes "(" after the result only as a closed "(%s)": an open one is
+            # a value cut by a newline, whose rest would pass for the next reply.
+            raise self._fail(f"unclosed data in a 200 reply: {line[:80]!r}")
+        extras = {key.decode("ascii"): decode_value(value) for key, value in _EXTRA.findall(rest)}
         return Reply(
             result=decode_value(match["result"]),
             data=None if data is None else decode_value(data),
