@@ -16,7 +16,7 @@ from ivr.agi.protocol import LocalProtocolError
 from ivr.agi.server import AgiServer
 from ivr.agi.session import AgiSession, AgiTimeoutError, ChannelGoneError
 from ivr.settings import load_settings
-from ivr.testing import CAPTURED_ENVIRONMENT, ScriptedCaller, environment_block
+from ivr.testing import CAPTURED_ENVIRONMENT, FakeAsterisk, ScriptedCaller, environment_block
 
 ENV = environment_block(CAPTURED_ENVIRONMENT)
 
@@ -182,3 +182,28 @@ async def test_garbage_before_the_environment_drops_the_session() -> None:
     await writer.wait_closed()
     assert handled == []
     assert server.stats.bad_sessions == 1
+
+
+async def test_a_failing_handler_hands_the_call_back_to_the_dialplan() -> None:
+    async def handler(session: AgiSession, env: object) -> None:
+        del env
+        await session.command(b"ANSWER\n")
+        raise RuntimeError("a bug")
+
+    server = AgiServer(
+        handler,
+        host="127.0.0.1",
+        port=0,
+        peer_allowed=lambda _a: True,
+        max_calls=5,
+        env_timeout=1,
+        reply_timeout=1,
+    )
+    await server.start()
+    try:
+        result = await FakeAsterisk("127.0.0.1", server.port).call(ScriptedCaller())
+    finally:
+        await server.shutdown(1)
+    assert result.commands == ["ANSWER", "failure"]
+    assert result.agi_status == "FAILURE"
+    assert server.stats.handler_errors == 1

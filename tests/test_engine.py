@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import structlog
+from agi_captures import load_capture
 from engine_line import MONDAY_9, MONDAY_21, TZ, Line, open_line
 
 from ivr.logging import configure_logging
@@ -284,3 +285,18 @@ async def test_calls_in_progress_keep_their_menu_when_a_bad_edit_lands(line: Lin
     assert "menu-servicios" in first.files
     assert "menu-servicios" not in second.files
     assert first.variables["IVR_OUTCOME"] == second.variables["IVR_OUTCOME"] == "routed"
+
+
+@pytest.mark.parametrize("name", ["agi-local-session", "agi-sip-session"])
+async def test_the_environment_of_a_real_asterisk_call(line: Line, name: str) -> None:
+    # The exact environment block Asterisk 22 sent in the capture, script URL and args included.
+    block = load_capture(name).received.split(b"\n\n", 1)[0].split(b"\n")
+    pairs = [raw.split(b": ", 1) if b": " in raw else [raw.rstrip(b":"), b""] for raw in block]
+    values = [(key.decode()[4:], value) for key, value in pairs if not key.startswith(b"agi_arg_")]
+    args = [value for key, value in pairs if key.startswith(b"agi_arg_")]
+    result = await line.fake().call(ScriptedCaller(answers=["2", "1"]), env=values, args=args)
+    assert result.variables["IVR_OUTCOME"] == "routed"
+    row = await line.call_row(dict(values)["uniqueid"].decode())
+    assert row["channel"] == dict(values)["channel"].decode()
+    assert row["caller_number"] == dict(values)["callerid"].decode()
+    assert row["caller_name"] == dict(values)["calleridname"].decode()

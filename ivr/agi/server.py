@@ -40,6 +40,7 @@ class ServerStats:
     refused_busy: int = 0
     refused_shutdown: int = 0
     bad_sessions: int = 0
+    handler_errors: int = 0
     completed: int = 0
     ended_by_shutdown: int = 0
     peers_refused: dict[str, int] = field(default_factory=dict)
@@ -143,6 +144,12 @@ class AgiServer:
             return
         try:
             await self.handler(session, env)
+        except Exception:
+            # A bug in the handler must not leave Asterisk waiting: hand the call back.
+            self.stats.handler_errors += 1
+            self._log.exception("FastAGI handler failed; call handed back to the dialplan")
+            await session.fail()
+            return
         except asyncio.CancelledError:
             if not self._stopping:
                 raise
