@@ -70,26 +70,29 @@ class TerminalCaller:
         return None
 
     def answer(self, timeout: float) -> str | None:
-        print(
-            f"  > your key (0-9 * #), Enter for silence, {HANGUP_KEY} to hang up [{timeout:g} s]: ",
-            end="",
-            file=self.out,
-            flush=True,
-        )
-        if self.stdin.isatty():
-            ready, _, _ = select.select([self.stdin], [], [], timeout)
-            if not ready:
-                print("(silence)", file=self.out)
+        while True:
+            print(
+                f"  > your key (0-9 * #), Enter for silence, {HANGUP_KEY} to hang up "
+                f"[{timeout:g} s]: ",
+                end="",
+                file=self.out,
+                flush=True,
+            )
+            if self.stdin.isatty():
+                ready, _, _ = select.select([self.stdin], [], [], timeout)
+                if not ready:
+                    print("(silence)", file=self.out)
+                    return None
+            line = self.stdin.readline()
+            text = line.strip()
+            if not line or text.lower() == HANGUP_KEY:
+                self.hung_up = True
                 return None
-        line = self.stdin.readline()
-        if not line:
-            self.hung_up = True
-            return None
-        text = line.strip()
-        if text.lower() == HANGUP_KEY:
-            self.hung_up = True
-            return None
-        return text[:1] if text[:1] in KEYS else (text[:1] or None)
+            if not text:
+                return None
+            if len(text) == 1 and text in KEYS:
+                return text
+            print(f"  (a phone has no key {text!r})", file=self.out)
 
     def hangs_up(self, heard: Heard | None, command: str) -> bool:
         del heard, command

@@ -86,6 +86,13 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
         reloaded = read_event(proc.stderr, "menu reloaded")
         assert reloaded["menu_version"] == "2026-12-04.2"
 
+        # No signal: the watcher notices the file changed.
+        menu.write_text(
+            good.replace('version: "2026-12-04.1"', 'version: "2026-12-04.3"'), encoding="utf-8"
+        )
+        watched = read_event(proc.stderr, "menu reloaded")
+        assert (watched["menu_version"], watched["trigger"]) == ("2026-12-04.3", "file changed")
+
         proc.send_signal(signal.SIGTERM)
         read_event(proc.stderr, "recorder closed")
         read_event(proc.stderr, "service stopped")
