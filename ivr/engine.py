@@ -136,7 +136,8 @@ class _Call:
         self.record = CallLog(engine.sink, clock=engine.clock)
         self.log = get_logger("ivr.call")
         self._forwarded = 0
-        self._handed_over = False
+        self._decided = False  # the IVR_* variables are set on the channel
+        self._handed_over = False  # the caller heard the last message: the dialplan's now
 
     # --- clock ------------------------------------------------------------------
 
@@ -185,15 +186,13 @@ class _Call:
         except ChannelGoneError:
             self._on_hangup()
         except asyncio.CancelledError:
-            self._on_error("shutdown")
+            self._record_error("shutdown")
             raise
         except (AgiError, LocalProtocolError, ProtocolError) as exc:
-            self._on_error(type(exc).__name__, str(exc))
-            await self.session.fail()
+            await self._on_error(type(exc).__name__, str(exc))
         except Exception as exc:
             self.log.exception("call failed")
-            self._on_error(type(exc).__name__, str(exc))
-            await self.session.fail()
+            await self._on_error(type(exc).__name__, str(exc))
         finally:
             self._finish()
 
@@ -207,13 +206,21 @@ class _Call:
             state.hangup_step = self.flow.step
             state.events.append(("hangup", {"step": self.flow.step}))
 
-    def _on_error(self, cause: str, detail: str = "") -> None:
-        state = self.flow.state
-        if self._handed_over:
+    async def _on_error(self, cause: str, detail: str = "") -> None:
+        if self._decided:
+            # The IVR_* variables are set: the dialplan can act on the decision as it is.
+            self.log.error("AGI failed after the decision", cause=cause, detail=detail[:200])
             return
+        self._record_error(cause)
+        self.log.error("call handed back to the dialplan", cause=cause, detail=detail[:200])
+        await self.session.fail()
+
+    def _record_error(self, cause: str) -> None:
+        if self._decided:
+            return
+        state = self.flow.state
         state.outcome = Outcome.ERROR
         state.events.append(("error", {"step": self.flow.step, "cause": cause}))
-        self.log.error("call handed back to the dialplan", cause=cause, detail=detail[:200])
 
     def _finish(self) -> None:
         self._forward_events()
@@ -367,6 +374,7 @@ class _Call:
                 "CALLERID(name)": tag[:TAG_MAX],
             }
         )
+        self._decided = True
         await self._run_ops(
             plan(action.items, None, prompt_dir=self.settings.prompt_dir, barge_in=False),
             action.step,
@@ -382,6 +390,7 @@ class _Call:
                 "IVR_AREA": state.area,
             }
         )
+        self._decided = True
         self._handed_over = True  # the goodbye may be cut short: the outcome stands
         await self._run_ops(
             plan(action.items, None, prompt_dir=self.settings.prompt_dir, barge_in=False),

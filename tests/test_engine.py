@@ -300,3 +300,18 @@ async def test_the_environment_of_a_real_asterisk_call(line: Line, name: str) ->
     assert row["channel"] == dict(values)["channel"].decode()
     assert row["caller_number"] == dict(values)["callerid"].decode()
     assert row["caller_name"] == dict(values)["calleridname"].decode()
+
+
+async def test_an_error_after_the_decision_leaves_the_decision_to_the_dialplan(line: Line) -> None:
+    result = await call(
+        line,
+        ScriptedCaller(answers=["2", "1"]),
+        faults={'STREAM FILE "ivr-aqui/transferencia"': b"510 Invalid or unknown command\n"},
+    )
+    # The variables were set before the transfer message failed: no "failure", the
+    # dialplan queues the caller where the menu sent them.
+    assert result.agi_status == "SUCCESS"
+    assert "failure" not in result.commands
+    assert result.variables["IVR_QUEUE"] == "atencion-ciudadana"
+    row = await line.call_row(result.uniqueid)
+    assert row["outcome"] == "routed"
