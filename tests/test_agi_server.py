@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from engine_line import open_line
+from structlog.testing import capture_logs
 
 from ivr.agi.protocol import LocalProtocolError
 from ivr.agi.server import AgiServer
@@ -207,3 +208,24 @@ async def test_a_failing_handler_hands_the_call_back_to_the_dialplan() -> None:
     assert result.commands == ["ANSWER", "failure"]
     assert result.agi_status == "FAILURE"
     assert server.stats.handler_errors == 1
+
+
+async def test_refused_peers_are_logged_on_a_log_scale(database_url: str, tmp_path: Path) -> None:
+    line = await open_line(database_url, tmp_path, peer_allowed=lambda _address: False)
+    try:
+        with capture_logs() as logs:
+            for _ in range(9):
+                _, writer = await asyncio.open_connection("127.0.0.1", line.server.port)
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+            await asyncio.sleep(0.1)
+        warnings = [
+            entry["attempts"]
+            for entry in logs
+            if entry["event"].startswith("FastAGI connection refused")
+        ]
+        assert warnings == [1, 2, 4, 8]
+        assert line.server.stats.refused_peers == 9
+    finally:
+        await line.finish()

@@ -31,6 +31,7 @@ Handler = Callable[[AgiSession, Environment], Awaitable[None]]
 PeerCheck = Callable[[str], bool]
 _CLOSE_TIMEOUT: Final = 2.0
 BACKLOG: Final = 4096
+MAX_PEERS_TRACKED: Final = 1000
 
 
 @dataclass
@@ -102,9 +103,7 @@ class AgiServer:
         peer = writer.get_extra_info("peername")
         address = str(peer[0]) if peer else ""
         if not self.peer_allowed(address):
-            self.stats.refused_peers += 1
-            self.stats.peers_refused[address] = self.stats.peers_refused.get(address, 0) + 1
-            self._log.warning("FastAGI connection refused: peer not allowed", peer=address)
+            self._refuse_peer(address)
             writer.transport.abort()
             return
         session = AgiSession(reader, writer, reply_timeout=self.reply_timeout)
@@ -129,6 +128,20 @@ class AgiServer:
         finally:
             self._active.discard(entry)
             await session.close()
+
+    def _refuse_peer(self, address: str) -> None:
+        """Count a refused peer; log it at its 1st, 2nd, 4th, 8th... attempt (a scan or a
+        misconfigured PBX must not flood the log, nor the table grow without bound)."""
+        self.stats.refused_peers += 1
+        refused = self.stats.peers_refused
+        key = address if address in refused or len(refused) < MAX_PEERS_TRACKED else "other"
+        count = refused[key] = refused.get(key, 0) + 1
+        if count & (count - 1) == 0:
+            self._log.warning(
+                "FastAGI connection refused: peer not in IVR_AGI_ALLOWED_PEERS",
+                peer=key,
+                attempts=count,
+            )
 
     async def _refuse(self, session: AgiSession) -> None:
         await session.fail()
