@@ -352,6 +352,9 @@ class CallFlow:
         items.append(
             PromptItem(prompts.holiday if status.reason is Reason.HOLIDAY else prompts.closed)
         )
+        hours_prompt = area.hours_prompt or self.menu.vertientes[vertiente_key].hours_prompt
+        if hours_prompt is not None:
+            items.append(PromptItem(hours_prompt))
         if status.next_open is not None:
             items.extend((PromptItem(prompts.next_opening), SayDateTime(status.next_open)))
         else:

@@ -60,7 +60,7 @@ line:
   fallback: {{prompt: transferencia}}
 """
 
-_PROMPT_KEYS = frozenset({"prompt", "menu_prompt", "announcement"})
+_PROMPT_KEYS = frozenset({"prompt", "menu_prompt", "hours_prompt", "announcement"})
 _QUEUE_KEYS = frozenset({"queue"})
 
 

@@ -73,7 +73,7 @@ async def test_closed_hours_speak_the_next_opening_and_say_goodbye(line: Line) -
     line.clock.now = MONDAY_21
     result = await call(line, ScriptedCaller(answers=["2", "1", "-"]))
 
-    closing = ["area-cerrada", "proxima-apertura"]
+    closing = ["area-cerrada", "horario-oficina", "proxima-apertura"]
     assert result.files == [*GREETING, *MAIN, *SERVICIOS, *closing, "volver-al-menu", "despedida"]
     spoken = [heard for heard in result.heard if heard.kind == "datetime"]
     assert spoken == [

@@ -7,7 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from menus import menu_from_yaml
+from menus import area_menu, hours_yaml, menu_from_yaml
 
 from ivr.flow import (
     ALL_KEYS,
@@ -150,6 +150,13 @@ def test_closed_area_says_when_it_opens_and_offers_the_way_back(schedule: Schedu
     assert closed.collect is not None
     says = [item for item in closed.items if isinstance(item, SayDateTime)]
     assert says == [SayDateTime(datetime(2026, 12, 8, 8, 0, tzinfo=MX))]
+    # The vertiente's hours are said before the next opening.
+    assert names(closed) == [
+        "area-cerrada",
+        "horario-oficina",
+        "proxima-apertura",
+        "volver-al-menu",
+    ]
     assert flow.state.reason is Reason.OUTSIDE_HOURS
     assert flow.on_input(Digits("*")) == closed  # repeat plays the message again
     back = flow.on_input(Digits("#"))
@@ -231,3 +238,21 @@ def test_empty_digits_count_as_silence(schedule: Schedule) -> None:
     again = flow.on_input(Digits(""))
     assert names(again)[0] == "sin-respuesta"
     assert flow.state.path == []
+
+
+def test_an_area_says_its_own_hours_when_it_has_them(schedule: Schedule) -> None:
+    flow, _ = start(schedule, MONDAY_21)
+    flow.on_input(Digits("1"))
+    closed = flow.on_input(Digits("3"))  # refrendo vehicular, with Saturday hours
+    assert names(closed)[:2] == ["area-cerrada", "horario-refrendo"]
+
+
+def test_no_hours_prompt_no_hours_said() -> None:
+    menu = area_menu(vertiente=hours_yaml([{"days": "mon-fri", "open": "08:00", "close": "09:00"}]))
+    flow = CallFlow(Schedule(menu), clock=lambda: MONDAY_21)
+    flow.start()
+    flow.next()
+    flow.on_input(Digits("1"))  # the vertiente
+    closed = flow.on_input(Digits("1"))  # its area, closed at 21:00
+    assert isinstance(closed, Play)
+    assert names(closed) == ["cerrada", "proxima", "volver"]

@@ -670,6 +670,12 @@ def test_weekday_spellings(written: str, expected: tuple[int, ...]) -> None:
             "prompt 'aviso' is not defined (define it under 'prompts')",
         ),
         (
+            "        hours_prompt: horario-refrendo\n",
+            "        hours_prompt: horario-refrendos",
+            "prompt 'horario-refrendos' is not defined (define it under 'prompts')"
+            "; did you mean 'horario-refrendo'?",
+        ),
+        (
             "    invalid_prompt: opcion-invalida\n",
             "    invalid_prompt: invalida",
             "prompt 'invalida' is not defined (define it under 'prompts')",
@@ -815,8 +821,8 @@ def test_unknown_key_without_a_close_match_lists_the_allowed_keys() -> None:
         only_error(text),
         line,
         key_col(text, line),
-        "unknown key 'colour'; expected one of: digit, name, prompt, menu_prompt, enabled, hours, "
-        "requires_contingency, contingencies, areas",
+        "unknown key 'colour'; expected one of: digit, name, prompt, menu_prompt, hours_prompt, "
+        "enabled, hours, requires_contingency, contingencies, areas",
     )
 
 

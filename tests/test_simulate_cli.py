@@ -53,7 +53,12 @@ def test_weekday_outside_hours_is_closed_with_next_opening(at: str, next_open: s
     assert result["next_open"] == next_open
     assert result["queue"] is None
     assert result["area"] == "reemplacamiento"
-    assert result["prompts"][-3:] == ["area-cerrada", "proxima-apertura", "volver-al-menu"]
+    assert result["prompts"][-4:] == [
+        "area-cerrada",
+        "horario-oficina",
+        "proxima-apertura",
+        "volver-al-menu",
+    ]
 
 
 def test_saturday_is_closed_for_the_weekend() -> None:

@@ -407,6 +407,11 @@ class Area(Strict):
     hours: WeeklyHours | None = Field(
         default=None, description="Overrides the vertiente's hours when given."
     )
+    hours_prompt: PromptName | None = Field(
+        default=None,
+        description="The area's own hours, said when it is closed; "
+        "overrides the vertiente's hours_prompt.",
+    )
     period: Period | None = Field(
         default=None, description="Service period outside which the option is not offered."
     )
@@ -425,6 +430,11 @@ class Vertiente(Strict):
     name: str = Field(min_length=1)
     prompt: PromptName = Field(description="Option announcement in the main menu.")
     menu_prompt: PromptName = Field(description="Introduction of the submenu.")
+    hours_prompt: PromptName | None = Field(
+        default=None,
+        description="The hours of its areas, said when one is closed, e.g. 'Le atendemos "
+        "de lunes a viernes, de 8 de la mañana a 8 de la noche.' Keep it in step with 'hours'.",
+    )
     enabled: bool = True
     hours: WeeklyHours = Field(
         default=WEEKDAY_OFFICE,  # validated into HoursRule by pydantic
