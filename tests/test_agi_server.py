@@ -14,7 +14,7 @@ from engine_line import open_line
 from structlog.testing import capture_logs
 
 from ivr.agi.protocol import LocalProtocolError
-from ivr.agi.server import AgiServer
+from ivr.agi.server import AgiServer, Handler
 from ivr.agi.session import AgiSession, AgiTimeoutError, ChannelGoneError
 from ivr.settings import load_settings
 from ivr.testing import CAPTURED_ENVIRONMENT, FakeAsterisk, ScriptedCaller, environment_block
@@ -158,13 +158,9 @@ async def test_a_connection_closed_mid_reply_fails_the_command() -> None:
             await pending
 
 
-async def test_garbage_before_the_environment_drops_the_session() -> None:
-    handled: list[object] = []
-
-    async def handler(session: AgiSession, env: object) -> None:
-        handled.append(env)
-
-    server = AgiServer(
+def bare_server(handler: Handler) -> AgiServer:
+    """A server on a free loopback port with ``handler`` and short limits."""
+    return AgiServer(
         handler,
         host="127.0.0.1",
         port=0,
@@ -173,6 +169,15 @@ async def test_garbage_before_the_environment_drops_the_session() -> None:
         env_timeout=1,
         reply_timeout=1,
     )
+
+
+async def test_garbage_before_the_environment_drops_the_session() -> None:
+    handled: list[object] = []
+
+    async def handler(session: AgiSession, env: object) -> None:
+        handled.append(env)
+
+    server = bare_server(handler)
     await server.start()
     _, writer = await asyncio.open_connection("127.0.0.1", server.port)
     writer.write(b"GET / HTTP/1.1\r\n\r\n")
@@ -191,15 +196,7 @@ async def test_a_failing_handler_hands_the_call_back_to_the_dialplan() -> None:
         await session.command(b"ANSWER\n")
         raise RuntimeError("a bug")
 
-    server = AgiServer(
-        handler,
-        host="127.0.0.1",
-        port=0,
-        peer_allowed=lambda _a: True,
-        max_calls=5,
-        env_timeout=1,
-        reply_timeout=1,
-    )
+    server = bare_server(handler)
     await server.start()
     try:
         result = await FakeAsterisk("127.0.0.1", server.port).call(ScriptedCaller())

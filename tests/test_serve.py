@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,6 +35,26 @@ def read_event(stream: IO[str], wanted: str, timeout: float = 20.0) -> dict[str,
     raise AssertionError(f"no {wanted!r} log line")
 
 
+@contextmanager
+def serve(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """``ivr serve`` as a process, logs on its stderr; killed if a test leaves it running."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ivr", "serve"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -50,15 +72,8 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
         "IVR_DATA_DIR": str(tmp_path / "data"),
         "IVR_DATABASE_URL": database_url,
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ivr", "serve"],
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stderr is not None
-    try:
+    with serve(env) as proc:
+        assert proc.stderr is not None
         serving = read_event(proc.stderr, "serving menu")
         assert serving["line"] == "******5205"  # the line's number is masked like any number
         assert serving["vertientes"] == 3
@@ -97,11 +112,6 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
         read_event(proc.stderr, "recorder closed")
         read_event(proc.stderr, "service stopped")
         assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
 
 
 def test_serve_starts_the_embedded_postgresql_by_default(tmp_path: Path) -> None:
@@ -114,15 +124,8 @@ def test_serve_starts_the_embedded_postgresql_by_default(tmp_path: Path) -> None
             "IVR_AGI_PORT": str(free_port()),
         }
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ivr", "serve"],
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stderr is not None
-    try:
+    with serve(env) as proc:
+        assert proc.stderr is not None
         migrated = read_event(proc.stderr, "database migrated", timeout=60)
         assert migrated["applied"][0] == "0001_calls"
         ready = read_event(proc.stderr, "records ready")
@@ -134,11 +137,6 @@ def test_serve_starts_the_embedded_postgresql_by_default(tmp_path: Path) -> None
         assert proc.wait(timeout=30) == 0
         # The last user of the embedded server stops it.
         assert not (data / "pgdata" / "postmaster.pid").exists()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
 
 
 def test_serve_refuses_invalid_settings_with_one_line() -> None:
@@ -177,15 +175,8 @@ def test_sigterm_lets_calls_finish_and_hands_slow_ones_to_the_dialplan(
         "IVR_SHUTDOWN_GRACE": "1.5",
         "IVR_AGI_ALLOW_TIME_OVERRIDE": "true",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ivr", "serve"],
-        env=env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    assert proc.stderr is not None
-    try:
+    with serve(env) as proc:
+        assert proc.stderr is not None
         read_event(proc.stderr, "FastAGI listening")
         # A newcomer's call with the terminal softphone, scripted.
         dialled = subprocess.run(
@@ -215,11 +206,6 @@ def test_sigterm_lets_calls_finish_and_hands_slow_ones_to_the_dialplan(
         assert (stopped["completed"], stopped["ended_by_shutdown"]) == (2, 1)
         read_event(proc.stderr, "service stopped")
         assert proc.wait(timeout=10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()
 
     async def outcomes() -> dict[str, str]:
         conn = await asyncpg.connect(database_url)
