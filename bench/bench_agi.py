@@ -20,8 +20,9 @@ Turnaround per AGI command is measured on both sides: by the engine (from the ar
 of a reply to the sending of the next command, AgiSession.on_turnaround) and by the
 fake Asterisk (from writing a reply to receiving the next command: the loopback hop,
 both event loops' queueing, and the fake's own Python parsing are included, so it is
-an upper bound). Prints figures; asserts nothing. Records go to a counting sink, not
-PostgreSQL (bench_records.py measures that side).
+an upper bound). Prints figures; asserts nothing. Records go to a counting sink, or with
+``--records postgres`` through the real recorder into a throw-away embedded
+PostgreSQL (the call path never waits for it: compare the turnarounds).
 """
 
 from __future__ import annotations
@@ -62,11 +63,17 @@ def pin(cpu: int) -> None:
 # --- the service side (child process) ---------------------------------------------
 
 
-async def serve(port: int) -> None:
-    from ivr.agi.server import AgiServer  # noqa: PLC0415 - only the child needs these
+async def serve(port: int, records: str) -> None:
+    import tempfile  # noqa: PLC0415 - only the child needs these
+    from contextlib import AsyncExitStack  # noqa: PLC0415
+
+    from ivr.agi.server import AgiServer  # noqa: PLC0415
     from ivr.engine import CallEngine, EngineSettings  # noqa: PLC0415
     from ivr.logging import configure_logging  # noqa: PLC0415
     from ivr.menu.store import MenuStore  # noqa: PLC0415
+    from ivr.records.calllog import Sink  # noqa: PLC0415
+    from ivr.records.service import open_recorder  # noqa: PLC0415
+    from ivr.settings import load_settings  # noqa: PLC0415
 
     configure_logging("json", "warning")
 
@@ -77,28 +84,46 @@ async def serve(port: int) -> None:
             del record
             self.records += 1
 
-    samples: list[float] = []
-    engine = CallEngine(
-        MenuStore(ROOT / "config"), Counter(), EngineSettings(allow_time_override=True)
-    )
-    server = AgiServer(
-        engine,
-        host="127.0.0.1",
-        port=port,
-        peer_allowed=lambda _address: True,
-        max_calls=100_000,
-        env_timeout=30,
-        reply_timeout=60,
-        on_turnaround=samples.append,
-    )
-    await server.start()
-    print("READY", flush=True)
-    loop = asyncio.get_running_loop()
-    while line := await loop.run_in_executor(None, sys.stdin.readline):
-        if line.strip() == "REPORT":
-            print(percentiles(samples) if samples else "no commands", flush=True)
-            samples.clear()
-    await server.shutdown(5)
+    async with AsyncExitStack() as stack:
+        sink: Sink = Counter()
+        if records == "postgres":
+            # The real recorder into a throw-away embedded PostgreSQL (its processes are
+            # not pinned: they share the machine with both sides).
+            data = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-agi-"))
+            recorder = await stack.enter_async_context(
+                open_recorder(load_settings({"IVR_DATA_DIR": data}))
+            )
+            sink = recorder
+        samples: list[float] = []
+        engine = CallEngine(
+            MenuStore(ROOT / "config"), sink, EngineSettings(allow_time_override=True)
+        )
+        server = AgiServer(
+            engine,
+            host="127.0.0.1",
+            port=port,
+            peer_allowed=lambda _address: True,
+            max_calls=100_000,
+            env_timeout=30,
+            reply_timeout=60,
+            on_turnaround=samples.append,
+        )
+        await server.start()
+        print("READY", flush=True)
+        loop = asyncio.get_running_loop()
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            if line.strip() == "REPORT":
+                print(percentiles(samples) if samples else "no commands", flush=True)
+                samples.clear()
+        await server.shutdown(5)
+        if records == "postgres":
+            await recorder.close()
+            stats = recorder.stats
+            print(
+                f"records: {stats.written:,} written to PostgreSQL, {stats.spooled:,} spooled, "
+                f"{stats.rejected:,} rejected",
+                flush=True,
+            )
 
 
 # --- the Asterisk side (this process) -----------------------------------------------
@@ -210,6 +235,12 @@ def main() -> None:
     parser.add_argument(
         "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="the service's event loop"
     )
+    parser.add_argument(
+        "--records",
+        choices=("count", "postgres"),
+        default="count",
+        help="where call records go: a counting sink, or the real recorder into PostgreSQL",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -222,19 +253,25 @@ def main() -> None:
             import cProfile  # noqa: PLC0415
 
             cProfile.runctx(
-                "asyncio.run(serve(port))",
-                {"asyncio": asyncio, "serve": serve, "port": args.port},
+                "asyncio.run(serve(port, rec))",
+                {"asyncio": asyncio, "serve": serve, "port": args.port, "rec": args.records},
                 {},
                 os.environ["IVR_BENCH_PROFILE"],
             )
         else:
-            asyncio.run(serve(args.port))
+            asyncio.run(serve(args.port, args.records))
         return
     pin(1)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    print(f"service pinned to CPU 0 ({args.loop} loop), fake Asterisk pinned to CPU 1")
+    print(
+        f"service pinned to CPU 0 ({args.loop} loop, records: {args.records}), "
+        "fake Asterisk pinned to CPU 1"
+    )
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and file
-        [sys.executable, __file__, "--serve", "--port", str(args.port), "--loop", args.loop],
+        [
+            *(sys.executable, __file__, "--serve", "--port", str(args.port)),
+            *("--loop", args.loop, "--records", args.records),
+        ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -246,7 +283,10 @@ def main() -> None:
     finally:
         if child.stdin is not None:
             child.stdin.close()
-        child.wait(timeout=30)
+        if child.stdout is not None:
+            for line in child.stdout:  # what the service says as it stops
+                print(line.rstrip())
+        child.wait(timeout=60)
 
 
 if __name__ == "__main__":
