@@ -233,9 +233,6 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=10.0, help="seconds over which calls arrive")
     parser.add_argument("--port", type=int, default=45730)
     parser.add_argument(
-        "--loop", choices=("uvloop", "asyncio"), default="uvloop", help="the service's event loop"
-    )
-    parser.add_argument(
         "--records",
         choices=("count", "postgres"),
         default="count",
@@ -245,10 +242,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve:
         pin(0)
-        if args.loop == "uvloop":
-            import uvloop  # noqa: PLC0415
-
-            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
         if os.environ.get("IVR_BENCH_PROFILE"):
             import cProfile  # noqa: PLC0415
 
@@ -263,14 +256,11 @@ def main() -> None:
         return
     pin(1)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    print(
-        f"service pinned to CPU 0 ({args.loop} loop, records: {args.records}), "
-        "fake Asterisk pinned to CPU 1"
-    )
+    print(f"service pinned to CPU 0 (records: {args.records}), fake Asterisk pinned to CPU 1")
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and file
         [
             *(sys.executable, __file__, "--serve", "--port", str(args.port)),
-            *("--loop", args.loop, "--records", args.records),
+            *("--records", args.records),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

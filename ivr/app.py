@@ -156,14 +156,4 @@ def run_service(config: Path | None, err: TextIO) -> int:
             print(error, file=err)
         print("ivr serve: the menu is invalid; fix it (ivr check) and start again", file=err)
         return 1
-    with _runner() as runner:
-        return runner.run(_main(settings, store))
-
-
-def _runner() -> asyncio.Runner:
-    """uvloop's event loop where it is installed (2-3x less CPU per AGI command)."""
-    try:
-        import uvloop  # noqa: PLC0415 - optional, absent on some platforms
-    except ImportError:
-        return asyncio.Runner()
-    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    return asyncio.run(_main(settings, store))
