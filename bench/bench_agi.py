@@ -6,7 +6,7 @@ The service (AgiServer + CallEngine on config/menu.yaml, records built by CallLo
 a counting sink) runs in a child process pinned to CPU 0; the fake Asterisk
 (ivr.testing) runs here, pinned to CPU 1, and places the calls over TCP, answering
 every command with Asterisk's bytes. Each call walks greeting, main menu, submenu and
-routing: 17 AGI commands.
+routing: 16 AGI commands.
 
 Phases:
 1. idle: 100 calls one at a time, then the service's resident memory (VmRSS);

@@ -32,7 +32,7 @@ import structlog
 
 from ivr.agi import commands as cmd
 from ivr.agi.protocol import Environment, LocalProtocolError, ProtocolError, Reply
-from ivr.agi.render import KEY_VARIABLE, Op, ReadKey, Say, Stream, WaitKey, plan
+from ivr.agi.render import KEY_VARIABLE, Op, PlayFiles, ReadKey, Say, WaitKey, plan
 from ivr.agi.session import AgiError, AgiSession, ChannelGoneError
 from ivr.flow import (
     Action,
@@ -297,32 +297,36 @@ class _Call:
         return self.flow.on_input(given or NoInput())
 
     async def _run_ops(self, ops: tuple[Op, ...], step: str) -> Input | None:
+        """Play ``ops``; the key that interrupted them, or the silence after a menu."""
         for op in ops:
-            if isinstance(op, Stream):
-                reply = await self._command(cmd.stream_file(op.file, op.escape), media=True)
+            if isinstance(op, ReadKey):
+                given = await self._read_key(op, step)
+                if isinstance(given, Digits) or op.final:
+                    return given
+            elif isinstance(op, PlayFiles):
+                reply = await self._command(
+                    cmd.exec_app("Playback", "&".join(op.files)), media=True
+                )
+                self._check_app(reply, "Playback", step)
             elif isinstance(op, Say):
                 line = cmd.say_datetime(
                     op.epoch, op.escape, self.settings.say_format, self.menu.line.timezone
                 )
                 reply = await self._command(line, media=True)
-            elif isinstance(op, ReadKey):
-                return await self._read_key(op, step)
+                number = reply.number
+                if number is not None and number > 0:
+                    return Digits(chr(number))
+                if number is not None and number < 0:
+                    self.log.warning("date not spoken: check asterisk-core-sounds-es", step=step)
             else:
                 return await self._wait_key(op)
-            key = self._key_of(reply, step, getattr(op, "file", "datetime"))
-            if key is not None:
-                return Digits(key)
         return None
 
-    def _key_of(self, reply: Reply, step: str, what: str) -> str | None:
-        number = reply.number
-        if number is not None and number > 0:
-            return chr(number)
-        if number is not None and number < 0:
-            # -1 without HANGUP: the file could not be played. Carry on: a missing
-            # prompt must not trap the caller (the menu ends in the fallback).
-            self.log.warning("prompt did not play", step=step, prompt=what)
-        return None
+    def _check_app(self, reply: Reply, app: str, step: str) -> None:
+        if reply.number == -2:
+            raise LocalProtocolError(f"Asterisk has no {app} application loaded")
+        if reply.number is not None and reply.number < 0:
+            self.log.warning("message did not play", step=step, app=app)
 
     async def _read_key(self, op: ReadKey, step: str) -> Input:
         files = "&".join(op.files)
@@ -330,8 +334,7 @@ class _Call:
             cmd.exec_app("Read", KEY_VARIABLE, files, "1", "t", "1", f"{op.timeout:g}"),
             media=True,
         )
-        if reply.number == -2:
-            raise LocalProtocolError("Asterisk has no Read application (app_read not loaded)")
+        self._check_app(reply, "Read", step)
         result = await self._command(cmd.get_full_variable([KEY_VARIABLE, "READSTATUS"]))
         key, _, status = (result.data or "").rpartition("|")
         if status == "HANGUP":
@@ -339,11 +342,13 @@ class _Call:
         if key:
             return Digits(key[:1])
         if status == "OK":
-            # Only '#' ends a Read with nothing read when the 't' option is unknown
-            # (Asterisk before 16.23/18.9): it was the caller pressing '#'.
+            # Only '#' ends a Read with nothing read when 't' keeps '#' as the
+            # terminator (Asterisk before 16.23/18.9): it was the caller pressing '#'.
             return Digits("#")
         if status != "TIMEOUT":
-            self.log.warning("Read did not play", step=step, status=status or "unknown")
+            # ERROR: a prompt is missing. A menu that could not play counts as silence,
+            # so the caller reaches the fallback after the retries, never a dead end.
+            self.log.warning("prompts did not play", step=step, status=status or "unknown")
         return NoInput()
 
     async def _wait_key(self, op: WaitKey) -> Input:

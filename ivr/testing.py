@@ -115,6 +115,7 @@ _SEQUENCE: Final = itertools.count(1)  # channel numbers, unique in the process 
 # Asterisks started in the same second (a test and an `ivr dial`) apart.
 _EPOCH: Final = time.time_ns() // 1000
 _ENDPOS: Final = 8000  # samples "played" per file (1 s at 8 kHz)
+ANSWER_WINDOW: Final = 0.5  # seconds: a Read waiting less is not a menu waiting for a caller
 
 
 def environment_block(values: Iterable[tuple[str, bytes]], args: Iterable[bytes] = ()) -> bytes:
@@ -282,6 +283,7 @@ class FakeAsterisk:
         hangup_style: HangupStyle = "after_reply",
         play_seconds: float = 0.0,
         faults: Mapping[str, bytes] | None = None,
+        missing: Iterable[str] = (),
         timeout: float = 30.0,
         on_heard: Callable[[Heard], None] | None = None,
     ) -> None:
@@ -292,6 +294,7 @@ class FakeAsterisk:
         self.hangup_style = hangup_style
         self.play_seconds = play_seconds
         self.faults = dict(faults or {})
+        self.missing = frozenset(missing)  # sound files (base names) this PBX lacks
         self.timeout = timeout
         self.on_heard = on_heard
 
@@ -453,6 +456,8 @@ class _Channel:
         if name == "STREAM FILE":
             if len(args) < 2:
                 return USAGE_STREAM_FILE
+            if self._lacks(args[0]):
+                return b"200 result=-1 endpos=0\n"
             code, gone = await self._play(Heard("file", args[0]), args[1], name)
             if gone:
                 return self._hangup(b"200 result=-1 endpos=%d\n" % (_ENDPOS // 2))
@@ -494,15 +499,38 @@ class _Channel:
     async def _exec(self, args: list[str]) -> bytes:
         if not args:
             return INVALID
-        app = args[0]
+        app = args[0].lower()
         data = separate_app_args(args[1]) if len(args) > 1 else []
-        if app.lower() != "read":
-            return b"200 result=-2\n"
+        if app == "read":
+            return await self._read(data)
+        if app == "playback":
+            return await self._playback(data)
+        return b"200 result=-2\n"  # no such application
+
+    def _lacks(self, file: str) -> bool:
+        return file.rsplit("/", 1)[-1] in self.asterisk.missing
+
+    async def _playback(self, data: list[str]) -> bytes:
+        for file in data[0].split("&") if data else []:
+            if self._lacks(file):
+                # app_playback logs "Playback failed" and carries on (PLAYBACKSTATUS=FAILED)
+                self.variables["PLAYBACKSTATUS"] = "FAILED"
+                continue
+            _, gone = await self._play(Heard("file", file), "", "EXEC")
+            if gone:
+                return self._hangup(b"200 result=-1\n")
+        return b"200 result=0\n"
+
+    async def _read(self, data: list[str]) -> bytes:
         variable = data[0] if data else ""
         files = data[1].split("&") if len(data) > 1 and data[1] else []
         options = data[3] if len(data) > 3 else ""
         timeout = float(data[5]) if len(data) > 5 and data[5] else 6.0
         key: str | None = None
+        if any(self._lacks(file) for file in files):
+            # ast_app_getdata() gives up at the first file it cannot open.
+            self.variables.update({variable: "", "READSTATUS": "ERROR"})
+            return b"200 result=0\n"
         for file in files:
             code, gone = await self._play(Heard("file", file), "0123456789*#", "EXEC")
             if gone:
@@ -511,7 +539,8 @@ class _Channel:
             if code:
                 key = chr(code)
                 break
-        if key is None:
+        # A person answers a menu, not the blink a Read waits after the greeting.
+        if key is None and timeout >= ANSWER_WINDOW:
             key = self.caller.answer(timeout)
             if self.caller.hangs_up(None, "EXEC"):
                 self.variables.update({variable: "", "READSTATUS": "HANGUP"})

@@ -15,7 +15,7 @@ from agi_captures import load_capture
 from engine_line import MONDAY_9, MONDAY_21, TZ, Line, open_line
 
 from ivr.logging import configure_logging
-from ivr.testing import USAGE_STREAM_FILE, CallResult, Heard, ScriptedCaller
+from ivr.testing import USAGE_GET_DATA, USAGE_STREAM_FILE, CallResult, Heard, ScriptedCaller
 
 GREETING = ["bienvenida", "aviso-privacidad", "aviso-temporada-invernal"]
 MAIN = ["menu-principal", "opcion-programas", "opcion-servicios", "opcion-emergencias"]
@@ -192,7 +192,7 @@ async def test_a_multi_line_520_hands_the_call_back_to_the_dialplan(line: Line) 
 async def test_the_session_stays_in_step_after_a_520(line: Line) -> None:
     # A 520 on the first prompt is consumed whole: the next call on the same server works.
     first = await call(
-        line, ScriptedCaller(), faults={'STREAM FILE "ivr-aqui/bienvenida"': USAGE_STREAM_FILE}
+        line, ScriptedCaller(), faults={'GET FULL VARIABLE "${CHANNEL': USAGE_GET_DATA}
     )
     assert first.agi_status == "FAILURE"
     second = await call(line, ScriptedCaller(answers=["2", "1"]), chunk=1)
@@ -206,10 +206,11 @@ async def test_caller_name_cannot_inject_commands(line: Line) -> None:
     assert result.variables["CALLERID(name)"] == 'ATN-CIUDADANA: x" EXEC System "rm -rf /\\'
     assert not any(command.startswith("EXEC System") for command in result.commands)
     assert all(
-        command.split()[0] in {"ANSWER", "GET", "STREAM", "EXEC", "SET"}
-        for command in result.commands
+        command.split()[0] in {"ANSWER", "GET", "EXEC", "SET"} for command in result.commands
     )
-    assert sum(command.startswith("EXEC Read") for command in result.commands) == 2
+    # Only our applications ran: the greeting, two menus and the transfer message.
+    apps = [command.split()[1] for command in result.commands if command.startswith("EXEC")]
+    assert apps == ["Read", "Read", "Read", "Playback"]
 
 
 async def test_hostile_key_data_is_reduced_to_one_key(line: Line) -> None:
@@ -306,7 +307,7 @@ async def test_an_error_after_the_decision_leaves_the_decision_to_the_dialplan(l
     result = await call(
         line,
         ScriptedCaller(answers=["2", "1"]),
-        faults={'STREAM FILE "ivr-aqui/transferencia"': b"510 Invalid or unknown command\n"},
+        faults={'EXEC Playback "ivr-aqui/transferencia': b"510 Invalid or unknown command\n"},
     )
     # The variables were set before the transfer message failed: no "failure", the
     # dialplan queues the caller where the menu sent them.
@@ -315,3 +316,14 @@ async def test_an_error_after_the_decision_leaves_the_decision_to_the_dialplan(l
     assert result.variables["IVR_QUEUE"] == "atencion-ciudadana"
     row = await line.call_row(result.uniqueid)
     assert row["outcome"] == "routed"
+
+
+async def test_missing_prompts_never_trap_a_caller(line: Line) -> None:
+    # A PBX without the menu's audio: the greeting and main menu cannot play. Each
+    # menu counts as silence, so the caller reaches the fallback queue, not a dead end.
+    result = await call(line, ScriptedCaller(), missing={"bienvenida", "menu-principal"})
+    assert result.agi_status == "SUCCESS"
+    assert result.variables["IVR_OUTCOME"] == "fallback"
+    assert result.variables["IVR_QUEUE"] == "atencion-ciudadana"
+    row = await line.call_row(result.uniqueid)
+    assert row["outcome"] == "fallback"

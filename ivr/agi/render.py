@@ -1,19 +1,23 @@
 """How a flow action is played over AGI: a pure plan of operations.
 
 Asterisk drops digits pressed *between* two AGI commands, so the plan keeps the
-caller's answer inside one command wherever it can:
+caller's answer inside one command wherever it can, and plays our prompts only
+through applications that survive a missing sound file:
 
-* a prompt run that ends a menu (and so waits for the answer) is one
-  ``EXEC Read(IVR_KEY,a&b&c,1,t,1,<timeout>)``: Read plays the files with barge-in,
-  then waits for the key; the key and ``READSTATUS`` come back in one
-  ``GET FULL VARIABLE`` afterwards (a variable, so nothing is lost in between);
-* earlier items of the same menu are played one command each with every key as an
-  escape digit (``STREAM FILE``, ``SAY DATETIME``): a key pressed there ends the menu
-  at once and is taken as the answer (barge-in);
-* messages that expect nothing (the transfer and goodbye messages) are played
-  without escape digits.
+* a run of prompts that may be interrupted is one
+  ``EXEC Read IVR_KEY,a&b&c,1,t,1,<timeout>``: Read plays the files with barge-in,
+  then waits ``timeout`` seconds for a key; the key and ``READSTATUS`` come back in one
+  ``GET FULL VARIABLE`` afterwards (a variable, so nothing is lost in between). The
+  run that ends a menu waits the menu's timeout; an earlier run (the greeting, the
+  start of a closed-hours message) waits :data:`PASS_THROUGH` and carries on;
+* a spoken date (``SAY DATETIME``, from Asterisk's Spanish core sounds) takes every
+  key as an escape digit, so a key there ends the menu at once and is the answer;
+* messages that expect nothing (the transfer and goodbye messages) are one
+  ``EXEC Playback a&b``, without barge-in.
 
-Nothing slow runs between these commands: the engine has already decided the whole
+Read and Playback carry on when a file is missing (Read reports ``READSTATUS=ERROR``,
+Playback logs it), whereas a ``STREAM FILE`` of a missing file answers ``-1`` like a
+hangup. Nothing slow runs between these commands: the engine has decided the whole
 plan before it sends the first one.
 """
 
@@ -23,17 +27,41 @@ from dataclasses import dataclass
 from typing import Final
 
 from ivr.agi.commands import ALL_KEYS
-from ivr.flow import AudioItem, Collect, PromptItem
+from ivr.flow import AudioItem, Collect, PromptItem, SayDateTime
 
-__all__ = ["ALL_KEYS", "KEY_VARIABLE", "Op", "ReadKey", "Say", "Stream", "WaitKey", "plan"]
+__all__ = [
+    "ALL_KEYS",
+    "KEY_VARIABLE",
+    "PASS_THROUGH",
+    "Op",
+    "PlayFiles",
+    "ReadKey",
+    "Say",
+    "WaitKey",
+    "plan",
+]
 
 KEY_VARIABLE: Final = "IVR_KEY"
+PASS_THROUGH: Final = 0.05
+"""Seconds an interruptible run of prompts that does not end a menu waits for a key."""
 
 
 @dataclass(frozen=True, slots=True)
-class Stream:
-    file: str
-    escape: str
+class ReadKey:
+    """Play ``files`` with barge-in, then wait ``timeout`` seconds for one key.
+
+    ``final``: the run ends a menu, so no key is the caller's silence."""
+
+    files: tuple[str, ...]
+    timeout: float
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PlayFiles:
+    """Play ``files`` to the end; keys do not interrupt."""
+
+    files: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +71,11 @@ class Say:
 
 
 @dataclass(frozen=True, slots=True)
-class ReadKey:
-    """Play ``files`` with barge-in, then wait ``timeout`` seconds for one key."""
-
-    files: tuple[str, ...]
-    timeout: float
-
-
-@dataclass(frozen=True, slots=True)
 class WaitKey:
     timeout: float
 
 
-Op = Stream | Say | ReadKey | WaitKey
+Op = ReadKey | PlayFiles | Say | WaitKey
 
 
 def sound_path(prompt_dir: str, name: str) -> str:
@@ -74,25 +94,28 @@ def plan(
     ``barge_in`` lets a key interrupt the items when nothing is collected (the
     greeting); with ``collect`` every item is interruptible.
     """
-    escape = ALL_KEYS if (barge_in or collect is not None) else ""
-    ops: list[Op] = []
-    tail: list[str] = []
-    if collect is not None:
-        # The trailing run of prompts is played by the collecting Read itself.
-        index = len(items)
-        while index > 0 and isinstance(items[index - 1], PromptItem):
-            index -= 1
-        tail = [
-            sound_path(prompt_dir, item.name)
-            for item in items[index:]
-            if isinstance(item, PromptItem)
-        ]
-        items = items[:index]
+    interruptible = barge_in or collect is not None
+    runs: list[tuple[str, ...] | SayDateTime] = []
     for item in items:
         if isinstance(item, PromptItem):
-            ops.append(Stream(sound_path(prompt_dir, item.name), escape))
+            path = sound_path(prompt_dir, item.name)
+            if runs and isinstance(runs[-1], tuple):
+                runs[-1] = (*runs[-1], path)
+            else:
+                runs.append((path,))
         else:
-            ops.append(Say(int(item.instant.timestamp()), escape))
-    if collect is not None:
-        ops.append(ReadKey(tuple(tail), collect.timeout) if tail else WaitKey(collect.timeout))
+            runs.append(item)
+    ops: list[Op] = []
+    for index, run in enumerate(runs):
+        last = index == len(runs) - 1
+        if isinstance(run, SayDateTime):
+            ops.append(Say(int(run.instant.timestamp()), ALL_KEYS if interruptible else ""))
+        elif not interruptible:
+            ops.append(PlayFiles(run))
+        elif last and collect is not None:
+            ops.append(ReadKey(run, collect.timeout, final=True))
+        else:
+            ops.append(ReadKey(run, PASS_THROUGH, final=False))
+    if collect is not None and not (ops and isinstance(ops[-1], ReadKey) and ops[-1].final):
+        ops.append(WaitKey(collect.timeout))
     return tuple(ops)
