@@ -142,6 +142,7 @@ class CallFlow:
         self._pending: Action | None = None
         self._closed: Play | None = None
         self._done = False
+        self._started: datetime | None = None
 
     # --- public API ------------------------------------------------------------
 
@@ -156,7 +157,7 @@ class CallFlow:
     def start(self) -> Action:
         """The greeting, the privacy notice and any contingency announcement, then the menu."""
         line = self.menu.line
-        now = self.clock()
+        now = self._started = self.clock()
         items: list[AudioItem] = [PromptItem(line.greeting), PromptItem(line.privacy_notice.prompt)]
         self.state.privacy_notice_version = line.privacy_notice.version
         seen: set[str] = set()
@@ -187,6 +188,9 @@ class CallFlow:
             self._event("hangup", step=self._step)
             self._done = True
             return None
+        if self._over_time():
+            self._event("menu_time_limit", step=self._step)
+            return self._emit(self._fallback(Outcome.NO_INPUT))
         if isinstance(given, NoInput) or not given.keys:
             return self._emit(self._on_silence())
         key = given.keys[:1]
@@ -195,6 +199,10 @@ class CallFlow:
         return self._emit(self._on_key(key))
 
     # --- transitions -------------------------------------------------------------
+
+    def _over_time(self) -> bool:
+        limit = self.menu.line.input.max_menu_seconds
+        return self._started is not None and (self.clock() - self._started).total_seconds() > limit
 
     def _emit(self, action: Action) -> Action:
         self._step = action.step

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -256,3 +256,22 @@ def test_no_hours_prompt_no_hours_said() -> None:
     closed = flow.on_input(Digits("1"))  # its area, closed at 21:00
     assert isinstance(closed, Play)
     assert names(closed) == ["cerrada", "proxima", "volver"]
+
+
+def test_endless_repeats_end_in_the_fallback(schedule: Schedule) -> None:
+    now = [MONDAY_9]
+    flow = CallFlow(schedule, clock=lambda: now[0])
+    flow.start()
+    flow.next()
+    limit = schedule.menu.line.input.max_menu_seconds
+    action: Play | Route | Hangup | None = None
+    for _ in range(limit // 60):  # one "repeat" a minute: never invalid, never silent
+        now[0] += timedelta(seconds=60)
+        action = flow.on_input(Digits("*"))
+        assert isinstance(action, Play)
+    now[0] += timedelta(seconds=60)
+    action = flow.on_input(Digits("*"))
+    assert isinstance(action, Route)
+    assert action.outcome is Outcome.FALLBACK
+    assert action.queue == "atencion-ciudadana"
+    assert ("menu_time_limit", {"step": "main_menu"}) in flow.state.events

@@ -470,6 +470,13 @@ class InputPolicy(Strict):
     timeout: float = Field(default=6.0, ge=1, le=30, description="Seconds to wait for a key.")
     max_invalid: int = Field(default=3, ge=1, le=9, description="Invalid keys before the fallback.")
     max_no_input: int = Field(default=3, ge=1, le=9, description="Silences before the fallback.")
+    max_menu_seconds: int = Field(
+        default=600,
+        ge=60,
+        le=3600,
+        description="Longest time a caller may spend in the menus (repeating, going back) "
+        "before the fallback takes them; guards against endless loops.",
+    )
     invalid_prompt: PromptName
     no_input_prompt: PromptName
 
