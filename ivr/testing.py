@@ -115,6 +115,7 @@ _SEQUENCE: Final = itertools.count(1)  # channel numbers, unique in the process 
 # Asterisks started in the same second (a test and an `ivr dial`) apart.
 _EPOCH: Final = time.time_ns() // 1000
 _ENDPOS: Final = 8000  # samples "played" per file (1 s at 8 kHz)
+AGI_LINE_MAX: Final = 2047  # run_agi() reads commands with fgets(buf, 2048, ...)
 ANSWER_WINDOW: Final = 0.5  # seconds: a Read waiting less is not a menu waiting for a caller
 
 
@@ -336,6 +337,8 @@ class FakeAsterisk:
         )
         values = env if env is not None else self.environment(caller_number, caller_name, query)
         channel.result.uniqueid = dict(values).get("uniqueid", b"").decode("utf-8", "replace")
+        # An inbound channel is the first of its call: its linkedid is its own uniqueid.
+        channel.variables["CHANNEL(linkedid)"] = channel.result.uniqueid
         try:
             await channel.send(environment_block(values, args))
             async with asyncio.timeout(self.timeout):
@@ -370,11 +373,11 @@ class _Channel:
             {
                 "CALLERID(num)": number,
                 "CALLERID(name)": name,
-                "CHANNEL(linkedid)": "asterisk-lab-1796413114.0",
             }
         )
         self.dead = False
         self.exit_now = False
+        self._rest = b""
 
     async def send(self, data: bytes) -> None:
         size = self.asterisk.chunk
@@ -386,17 +389,27 @@ class _Channel:
                 await self.writer.drain()
         await self.writer.drain()
 
+    async def _command_line(self) -> bytes:
+        """The next command as run_agi() reads it: fgets() into 2,048 bytes, so a longer
+        line is cut there and its rest is read as the next command."""
+        if not self._rest:
+            self._rest = await self.reader.readline()
+            if not self._rest.endswith(b"\n"):
+                return b""  # EOF, maybe in the middle of a line: the script is gone
+        line, self._rest = self._rest[:AGI_LINE_MAX], self._rest[AGI_LINE_MAX:]
+        return line
+
     async def run(self) -> None:
         sent_at = time.perf_counter()
         while True:
-            line = await self.reader.readline()
-            if not line.endswith(b"\n"):
+            line = await self._command_line()
+            if not line:
                 # The script closed its side: Asterisk sends HANGUP and closes (captures).
                 with contextlib.suppress(ConnectionError):
                     await self.send(b"HANGUP\n")
                 return
             self.result.turnaround.append(time.perf_counter() - sent_at)
-            text = line[:-1].decode("utf-8", "replace")
+            text = line.removesuffix(b"\n").decode("utf-8", "replace")
             self.result.commands.append(text)
             if text.lower().startswith("failure"):
                 self.result.agi_status = "FAILURE"

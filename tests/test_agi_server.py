@@ -226,3 +226,24 @@ async def test_refused_peers_are_logged_on_a_log_scale(database_url: str, tmp_pa
         assert line.server.stats.refused_peers == 9
     finally:
         await line.finish()
+
+
+async def test_the_fake_reads_a_long_line_as_asterisk_does() -> None:
+    # run_agi() reads 2,047 bytes per command: the rest of a longer line is a second
+    # command. That is why ivr.agi.commands refuses to build one.
+    async def handler(session: AgiSession, env: object) -> None:
+        del env
+        await session.command(b'VERBOSE "' + b"a" * 2100 + b'" 1\n')
+
+    server = bare_server(handler)
+    await server.start()
+    try:
+        result = await FakeAsterisk("127.0.0.1", server.port).call(ScriptedCaller())
+    finally:
+        await server.shutdown(1)
+    first, rest, last = result.commands
+    assert (len(first), len(rest)) == (2047, 2112 - 2047)
+    # The second reply answers nothing we sent: the session refuses to pair it with the
+    # next command, and the call is handed back.
+    assert last == "failure"
+    assert server.stats.handler_errors == 1

@@ -59,7 +59,7 @@ async def test_routed_call_sets_variables_and_leaves_a_complete_record(line: Lin
     assert row["caller_name"] == "Ciudadano Prueba"
     assert row["caller_hash"] is not None
     assert row["channel"].startswith("PJSIP/trunk-")
-    assert row["linkedid"] == "asterisk-lab-1796413114.0"
+    assert row["linkedid"] == result.uniqueid  # an inbound channel starts its own call
     assert row["line_number"] == "4421015205"
     assert row["privacy_notice_version"] == "2023-03"
     assert row["menu_version"] == line.store.current.loaded.menu.version
