@@ -13,6 +13,7 @@ import pytest
 import structlog
 from agi_captures import load_capture
 from engine_line import MONDAY_9, MONDAY_21, TZ, Line, open_line
+from structlog.testing import capture_logs
 
 from ivr.logging import configure_logging
 from ivr.testing import USAGE_GET_DATA, USAGE_STREAM_FILE, CallResult, Heard, ScriptedCaller
@@ -327,3 +328,14 @@ async def test_missing_prompts_never_trap_a_caller(line: Line) -> None:
     assert result.variables["IVR_QUEUE"] == "atencion-ciudadana"
     row = await line.call_row(result.uniqueid)
     assert row["outcome"] == "fallback"
+
+
+async def test_the_time_override_is_ignored_unless_allowed(line: Line) -> None:
+    # The line's engine runs with the default IVR_AGI_ALLOW_TIME_OVERRIDE=false.
+    with capture_logs() as logs:
+        result = await line.fake().call(
+            ScriptedCaller(answers=["2", "1"]), query="at=2026-12-07T21:00"
+        )
+    assert result.variables["IVR_OUTCOME"] == "routed"  # 09:00, not the 21:00 asked for
+    assert result.variables["IVR_AT"] == MONDAY_9.isoformat(timespec="seconds")
+    assert any("IVR_AGI_ALLOW_TIME_OVERRIDE" in entry["event"] for entry in logs)
