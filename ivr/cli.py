@@ -369,7 +369,11 @@ def cmd_dial(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     host = args.host or os.environ.get("IVR_AGI_HOST") or "127.0.0.1"
     if host in {"0.0.0.0", "::"}:  # noqa: S104 - a listening address, dialled on loopback
         host = "127.0.0.1"
-    port = args.port or int(os.environ.get("IVR_AGI_PORT") or 4573)
+    try:
+        port = args.port or int(os.environ.get("IVR_AGI_PORT") or 4573)
+    except ValueError:
+        print("ivr dial: IVR_AGI_PORT is not a port number; give --port", file=err)
+        return EXIT_USAGE
     menu = loaded.menu
     print(f"Calling {menu.line.number} ({menu.line.name}) through {host}:{port}", file=out)
     try:

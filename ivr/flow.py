@@ -188,21 +188,25 @@ class CallFlow:
             self._event("hangup", step=self._step)
             self._done = True
             return None
-        if self._over_time():
-            self._event("menu_time_limit", step=self._step)
-            return self._emit(self._fallback(Outcome.NO_INPUT))
         if isinstance(given, NoInput) or not given.keys:
-            return self._emit(self._on_silence())
+            return self._emit(self._time_limit(self._on_silence()))
         key = given.keys[:1]
         self.state.path.append(key)
         self._event("digit", step=self._step, key=key)
-        return self._emit(self._on_key(key))
+        return self._emit(self._time_limit(self._on_key(key)))
 
     # --- transitions -------------------------------------------------------------
 
-    def _over_time(self) -> bool:
+    def _time_limit(self, action: Action) -> Action:
+        """Past ``max_menu_seconds``, a caller who would stay in the menus goes to the
+        fallback instead (a choice that routes or ends the call still does)."""
         limit = self.menu.line.input.max_menu_seconds
-        return self._started is not None and (self.clock() - self._started).total_seconds() > limit
+        if not isinstance(action, Play) or self._started is None:
+            return action
+        if (self.clock() - self._started).total_seconds() <= limit:
+            return action
+        self._event("menu_time_limit", step=self._step)
+        return self._fallback(Outcome.NO_INPUT)
 
     def _emit(self, action: Action) -> Action:
         self._step = action.step

@@ -275,3 +275,15 @@ def test_endless_repeats_end_in_the_fallback(schedule: Schedule) -> None:
     assert action.outcome is Outcome.FALLBACK
     assert action.queue == "atencion-ciudadana"
     assert ("menu_time_limit", {"step": "main_menu"}) in flow.state.events
+
+
+def test_a_choice_that_routes_is_kept_past_the_time_limit(schedule: Schedule) -> None:
+    now = [MONDAY_9]
+    flow = CallFlow(schedule, clock=lambda: now[0])
+    flow.start()
+    flow.next()
+    flow.on_input(Digits("2"))
+    now[0] += timedelta(seconds=schedule.menu.line.input.max_menu_seconds + 1)
+    action = flow.on_input(Digits("1"))  # atención ciudadana, chosen at last
+    assert isinstance(action, Route)
+    assert (action.outcome, action.area) == (Outcome.ROUTED, "atencion-ciudadana")
