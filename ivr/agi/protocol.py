@@ -12,9 +12,10 @@ tests):
 * An environment block, ``agi_name: value`` lines ended by an empty line. Values may be
   any bytes (a caller-ID name from an old PBX is often Latin-1).
 * One reply per command: ``200 result=<r> [(data)] [key=value ...] [text]``, possibly
-  preceded by ``100 result=0 Trying...`` (``GOSUB``, ``apps/app_stack.c``); ``510 Invalid or unknown command``; ``511 Command Not Permitted
-  on a dead channel or intercept routine``; ``520`` either on one line or as
-  ``520-...`` usage lines closed by ``520 End of proper usage.``.
+  preceded by ``100 result=0 Trying...`` (``GOSUB``, ``apps/app_stack.c``);
+  ``510 Invalid or unknown command``; ``511 Command Not Permitted on a dead channel or
+  intercept routine``; ``520`` either on one line or as ``520-...`` usage lines closed
+  by ``520 End of proper usage.``.
 * ``HANGUP`` on its own line, unsolicited, whenever the caller hangs up: after the reply
   of the command in flight or before it, and again when the script closes.
 
