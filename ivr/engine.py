@@ -226,7 +226,7 @@ class _Call:
         self._forward_events()
         state = self.flow.state
         self.record.update(
-            ended_at=self.engine.clock(),
+            ended_at=(ended := self.engine.clock()),
             path=state.path,
             vertiente=state.vertiente,
             area=state.area,
@@ -237,6 +237,7 @@ class _Call:
         )
         self.log.info(
             "call ended",
+            seconds=round((ended - self.record.get("started_at")).total_seconds(), 3),
             outcome=state.outcome.value if state.outcome else None,
             step=self.flow.step,
             area=state.area,
