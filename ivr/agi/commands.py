@@ -33,6 +33,7 @@ __all__ = [
     "quote",
     "say_datetime",
     "set_variable",
+    "sound_file",
     "stream_file",
     "verbose",
     "wait_for_digit",

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from ivr.agi.commands import ALL_KEYS
+from ivr.agi.commands import ALL_KEYS, sound_file
 from ivr.flow import AudioItem, Collect, PromptItem, SayDateTime
 
 __all__ = [
@@ -79,7 +79,10 @@ Op = ReadKey | PlayFiles | Say | WaitKey
 
 
 def sound_path(prompt_dir: str, name: str) -> str:
-    return f"{prompt_dir.strip('/')}/{name}" if prompt_dir.strip("/") else name
+    """``<prompt_dir>/<name>``, checked to be a plain file name (no ``&``, ``,`` or blank,
+    which Read and Playback would take as a separator)."""
+    folder = prompt_dir.strip("/")
+    return sound_file(f"{folder}/{name}" if folder else name)
 
 
 def plan(
