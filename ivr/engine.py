@@ -50,15 +50,11 @@ from ivr.logging import get_logger
 from ivr.menu.store import MenuStore
 from ivr.records.calllog import CallLog, Sink
 
-__all__ = ["SCRIPT", "CallEngine", "EngineSettings", "UnknownScriptError"]
+__all__ = ["SCRIPT", "CallEngine", "EngineSettings"]
 
 SCRIPT: Final = "citizen-line"
 TAG_MAX: Final = 40
 _CONTROL: Final = dict.fromkeys(range(32), " ")
-
-
-class UnknownScriptError(AgiError):
-    """The dialplan asked for an AGI script this service does not serve."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +98,6 @@ class CallEngine:
         self.sink = sink
         self.settings = settings or EngineSettings()
         self.clock = clock
-        self.calls = 0
 
     async def __call__(self, session: AgiSession, env: Environment) -> None:
         script, query = _script_and_query(env)
@@ -112,7 +107,6 @@ class CallEngine:
             )
             await session.fail()
             return
-        self.calls += 1
         call = _Call(self, session, env, query)
         await call.run()
 
