@@ -1,6 +1,11 @@
-"""The ``ivr`` command: check, schema, simulate, hours, serve, dial, db, report and purge.
+"""The ``ivr`` command: check, schema, simulate, hours, serve, dial, db, report, purge, prompts.
 
 ``check``, ``schema``, ``simulate`` and ``hours`` work on the menu alone, offline.
+``render`` writes the Asterisk configuration the menu implies (``ivr.asterisk_conf``);
+``check --asterisk-dir`` compares the menu's queues with those of an Asterisk folder.
+``prompts build``, ``status`` and ``import`` make and track the prompt audio in
+``prompts/es/`` (espeak-ng and sox); ``check`` warns about stale or missing audio
+(exit 0, or 1 with ``--strict``).
 ``dial`` calls the running service over FastAGI, as Asterisk does.
 ``db migrate``, ``db status``, ``report`` and ``purge`` work on the call records in
 PostgreSQL: ``IVR_DATABASE_URL``, or the embedded server under ``IVR_DATA_DIR`` (started
@@ -26,10 +31,20 @@ import asyncpg
 
 from ivr import __version__
 from ivr.app import run_service
+from ivr.asterisk_conf import (
+    RenderError,
+    add_asterisk_dir_argument,
+    add_render_arguments,
+    render_all,
+    report_cross_check,
+    write_files,
+)
 from ivr.dial import DialError, run_dial, where_it_went
 from ivr.menu.hours import Schedule
 from ivr.menu.loader import LoadedMenu, MenuError, load_menu, resolve_menu_path
 from ivr.menu.schema import menu_json_schema
+from ivr.prompts.checking import report_prompt_audio
+from ivr.prompts.commands import add_check_arguments, add_prompts_arguments, run_prompts_command
 from ivr.records.embedded import PGDATA, DatabaseUnavailableError, database_url
 from ivr.records.migrate import MigrationError, available_migrations, migrate
 from ivr.records.purge import count_purgeable, cutoff, purge
@@ -70,12 +85,48 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         f"{len(menu.prompts)} prompts",
         file=out,
     )
-    return EXIT_OK
+    # Stale or missing prompt audio: warnings at each prompt's text (exit 1 with --strict).
+    code = report_prompt_audio(loaded, args.prompts, strict=args.strict, out=out, err=err)
+    # The menu's queues against an existing Asterisk configuration (exit 1 when one lacks).
+    asterisk_dir: Path | None = getattr(args, "asterisk_dir", None)
+    if asterisk_dir is not None and not report_cross_check(loaded, asterisk_dir, out, err):
+        return EXIT_INVALID
+    return code
+
+
+def cmd_prompts(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    loaded = _load_or_report(args.config or _default_config(), err)
+    if loaded is None:
+        return EXIT_INVALID
+    return run_prompts_command(args, loaded, out, err)
 
 
 def cmd_schema(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     del args, err
     print(json.dumps(menu_json_schema(), indent=2, ensure_ascii=False), file=out)
+    return EXIT_OK
+
+
+def cmd_render(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    config = args.config or _default_config()
+    loaded = _load_or_report(config, err)
+    if loaded is None:
+        return EXIT_INVALID
+    # Default: the dialplan/ folder next to the menu's folder (config/ -> dialplan/).
+    dialplan = args.dialplan or resolve_menu_path(config).parent.parent / "dialplan"
+    try:
+        files = render_all(loaded, prompt_dir=args.prompt_dir, dialplan_dir=dialplan)
+        written = write_files(args.out, files)
+    except (RenderError, OSError) as exc:
+        print(f"ivr render: {exc}", file=err)
+        return EXIT_INVALID
+    for path in written:
+        print(f"wrote {path}", file=out)
+    print(
+        f"{len(loaded.menu.queues)} queues from {loaded.path} (version {loaded.menu.version}); "
+        f"install as in {args.out / 'README.txt'}",
+        file=out,
+    )
     return EXIT_OK
 
 
@@ -405,7 +456,7 @@ def cmd_dial(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat list of subcommands
     parser = argparse.ArgumentParser(
         prog="ivr",
         description="Línea Aquí: the IVR engine of Querétaro's citizen line.",
@@ -417,10 +468,24 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "path", nargs="?", type=Path, help="menu file or folder holding menu.yaml (default: config)"
     )
+    add_check_arguments(check)
+    add_asterisk_dir_argument(check)
     check.set_defaults(handler=cmd_check)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the menu file")
     schema.set_defaults(handler=cmd_schema)
+
+    render = sub.add_parser(
+        "render",
+        help="write the Asterisk configuration the menu implies (queues.conf and the dialplan)",
+        description=(
+            "Write into DIR the folder to install as /etc/asterisk/linea-aqui/: queues.conf "
+            "generated from the menu's queues, the project's extensions.conf and manager.conf, "
+            "and a README.txt with the #include lines for the stock files."
+        ),
+    )
+    add_render_arguments(render)
+    render.set_defaults(handler=cmd_render)
 
     sim = sub.add_parser(
         "simulate",
@@ -532,6 +597,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run", action="store_true", help="only count the calls that would be purged"
     )
     purge_cmd.set_defaults(handler=cmd_purge)
+
+    prompts_cmd = sub.add_parser(
+        "prompts",
+        help="prompt audio: build it from the menu's texts, show its state, import recordings",
+    )
+    add_prompts_arguments(prompts_cmd)
+    prompts_cmd.set_defaults(handler=cmd_prompts)
     return parser
 
 

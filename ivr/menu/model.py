@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -22,6 +22,7 @@ from pydantic import (
     ValidatorFunctionWrapHandler,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 
 
@@ -556,11 +557,215 @@ QueueStrategy = Literal[
     "ringall", "leastrecent", "fewestcalls", "random", "rrmemory", "rrordered", "linear", "wrandom"
 ]
 
+# The member states Asterisk's joinempty / leavewhenempty weigh (app_queue.c,
+# parse_empty_options()), in the order it documents them (queues.conf.sample).
+MemberState = Literal[
+    "paused", "penalty", "inuse", "ringing", "unavailable", "invalid", "unknown", "wrapup"
+]
+MEMBER_STATES: tuple[str, ...] = get_args(MemberState)
 
-class Queue(Strict):
-    description: str | None = None
-    strategy: QueueStrategy = "rrmemory"
-    timeout: int = Field(default=600, ge=10, le=7200, description="Longest wait in seconds.")
+
+def _member_states(value: Any) -> Any:
+    if isinstance(value, str):
+        # ValueError, not TypeError: see parse_days
+        raise ValueError(  # noqa: TRY004
+            f"write a list of member states, e.g. [unavailable, invalid] (or [] for none), "
+            f"got {value!r}"
+        )
+    if isinstance(value, list | tuple):
+        seen: set[str] = set()
+        for index, item in enumerate(value):
+            if isinstance(item, str) and item in seen:
+                raise ListItemError(f"member state {item!r} is listed twice", index)
+            seen.add(str(item))
+    return value
+
+
+MemberStates = Annotated[
+    tuple[MemberState, ...],
+    BeforeValidator(_member_states),
+    WithJsonSchema({"type": "array", "uniqueItems": True, "items": {"enum": list(MEMBER_STATES)}}),
+]
+
+
+def _yes_no(value: Any) -> Any:
+    """YAML ``true``/``false`` as Asterisk's ``yes``/``no``; text is taken lower-cased."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+AnnouncePosition = Annotated[
+    Literal["no", "yes", "limit", "more"],
+    BeforeValidator(_yes_no),
+    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"enum": ["no", "yes", "limit", "more"]}]}),
+]
+AnnounceHoldtime = Annotated[
+    Literal["no", "yes", "once"],
+    BeforeValidator(_yes_no),
+    WithJsonSchema({"anyOf": [{"type": "boolean"}, {"enum": ["no", "yes", "once"]}]}),
+]
+
+
+class Announcements(Strict):
+    """Asterisk's own announcements of a waiting caller's place in line and expected wait.
+
+    They use Asterisk's stock recordings (``queue-thereare`` ...) in the channel's
+    language, so the PBX needs the Spanish core sounds for them.
+    """
+
+    every: int = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        description="Seconds between announcements; 0 = never (queues.conf announce-frequency).",
+    )
+    position: AnnouncePosition = Field(
+        default="no",
+        description="Say the caller's place in line: no, yes, 'limit' (only within "
+        "position_limit) or 'more' (beyond it, 'more than N callers') (announce-position).",
+    )
+    position_limit: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="The N of 'limit' and 'more' (announce-position-limit).",
+    )
+    holdtime: AnnounceHoldtime = Field(
+        default="no",
+        description="Say the expected wait: no, yes or 'once' (announce-holdtime).",
+    )
+
+    @model_validator(mode="after")
+    def _something_to_say(self) -> Announcements:
+        says = self.position != "no" or self.holdtime != "no"
+        if self.every and not says:
+            raise ValueError(
+                f"announcements every {self.every} s say nothing: set position or holdtime, "
+                "or 'every: 0' to turn them off"
+            )
+        if says and not self.every:
+            raise ValueError(
+                "position or holdtime is on but 'every' is 0, so Asterisk never says them: "
+                "give 'every' in seconds (e.g. 90), or turn both off"
+            )
+        return self
+
+
+class PeriodicAnnounce(Strict):
+    """A message of the line played to callers while they wait in the queue."""
+
+    prompt: PromptName = Field(
+        description="A prompt under 'prompts'; Asterisk plays it from the prompt folder "
+        "(IVR_PROMPT_DIR, e.g. ivr-aqui/espera-en-linea) (periodic-announce)."
+    )
+    every: int = Field(
+        default=60,
+        ge=10,
+        le=3600,
+        description="Seconds between two plays (periodic-announce-frequency).",
+    )
+
+
+class QueueSettings(Strict):
+    """How Asterisk runs an operator queue: rendered into queues.conf by ``ivr render``.
+
+    How long a caller waits at most is not a queue setting: it is the dialplan's
+    AQUI_QUEUE_TIMEOUT (extensions.conf), after which the caller may keep waiting.
+    """
+
+    strategy: QueueStrategy = Field(
+        default="leastrecent",
+        description="Which free operator rings first; 'leastrecent' (the one idle longest) "
+        "evens the workload. A change to or from 'linear' needs an Asterisk restart.",
+    )
+    ring_seconds: int = Field(
+        default=20,
+        ge=5,
+        le=600,
+        description="Seconds an operator's phone rings before the next one is tried "
+        "(queues.conf timeout).",
+    )
+    retry_seconds: int = Field(
+        default=5,
+        ge=1,
+        le=300,
+        description="Pause in seconds before ringing operators again (queues.conf retry; "
+        "Asterisk turns 0 into 5).",
+    )
+    wrapup_seconds: int = Field(
+        default=10,
+        ge=0,
+        le=3600,
+        description="Seconds after a call before the operator rings again (wrapuptime).",
+    )
+    max_callers: int = Field(
+        default=20,
+        ge=1,
+        le=10_000,
+        description="Callers waiting at most; the next one gets FULL and the dialplan offers "
+        "to call back (maxlen; Asterisk's 0, unlimited, is not allowed).",
+    )
+    announce: Announcements = Field(
+        default=Announcements(),
+        description="Place-in-line and expected-wait announcements; off by default.",
+    )
+    periodic_announce: PeriodicAnnounce | None = Field(
+        default=None,
+        description="A reassurance message played while waiting; none when omitted or null.",
+    )
+    refuse_callers_when: MemberStates = Field(
+        default=("paused", "unavailable", "invalid"),
+        description="A new caller is refused (JOINEMPTY: the dialplan overflows an area's "
+        "caller to the general queue) when every operator of the queue is in one of these "
+        "states, or nobody is logged in. [] = always let callers in. Rendered as joinempty.",
+    )
+    release_callers_when: MemberStates = Field(
+        default=("unavailable", "invalid"),
+        description="Callers already waiting are let go (LEAVEEMPTY, same overflow) when every "
+        "operator is in one of these states, or nobody is logged in. [] = never. "
+        "Rendered as leavewhenempty.",
+    )
+
+
+def _queue_json_schema(schema: dict[str, Any]) -> None:
+    """A queue's keys default to queue_defaults, not to the built-in values: say so."""
+    for prop in schema.get("properties", {}).values():
+        if "default" in prop:
+            del prop["default"]
+
+
+class Queue(QueueSettings):
+    """An operator queue of Asterisk (a section of queues.conf), named by areas.
+
+    Every setting it leaves out comes from 'queue_defaults'; a block it gives
+    ('announce', 'periodic_announce') replaces the default block as a whole.
+    """
+
+    model_config = ConfigDict(json_schema_extra=_queue_json_schema)
+
+    description: str | None = Field(
+        default=None, description="Who answers; written as a comment in queues.conf."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_timeout(cls, value: Any) -> Any:
+        if isinstance(value, dict) and "timeout" in value:
+            raise ValueError(
+                "a queue has no 'timeout' any more: the longest wait is AQUI_QUEUE_TIMEOUT in "
+                "extensions.conf; how long an operator's phone rings is 'ring_seconds'"
+            )
+        return value
+
+    def settings(self, defaults: QueueSettings) -> QueueSettings:
+        """This queue's settings: ``defaults`` with what the queue sets itself."""
+        own = {
+            name: getattr(self, name)
+            for name in self.model_fields_set
+            if name in QueueSettings.model_fields
+        }
+        return defaults.model_copy(update=own)
 
 
 class Prompt(Strict):
@@ -593,6 +798,14 @@ class Menu(Strict):
     version: str = Field(default="1", description="Free label bumped by admins on each edit.")
     line: Line
     calendar: Calendar = Calendar()
+    queue_defaults: QueueSettings = Field(
+        default=QueueSettings(),
+        description="Settings of every queue that does not set its own.",
+    )
     queues: dict[Slug, Queue]
     prompts: dict[Annotated[str, Field(pattern=PROMPT_NAME, max_length=120)], PromptEntry]
     vertientes: dict[Slug, Vertiente]
+
+    def queue_settings(self, name: str) -> QueueSettings:
+        """The settings of queue ``name``: its own, else ``queue_defaults``."""
+        return self.queues[name].settings(self.queue_defaults)
