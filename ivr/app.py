@@ -2,8 +2,9 @@
 
 The service loads and watches the menu, runs the call-records side (the embedded or
 configured PostgreSQL, migrations, the write-behind recorder and its spool) and the
-FastAGI server that answers calls with :class:`~ivr.engine.CallEngine`. The AMI and
-metrics side is not built yet, and the service says so at start.
+FastAGI server that answers calls with :class:`~ivr.engine.CallEngine`, the AMI queue
+monitor (queue outcomes on the call records, live queue gauges) when an AMI secret is
+set, and the HTTP endpoint with ``/metrics``, ``/healthz`` and ``/readyz``.
 
 Shutdown (SIGTERM or SIGINT) follows uvicorn: stop accepting calls, let calls in
 progress finish for ``IVR_SHUTDOWN_GRACE`` seconds (a second signal cuts the wait
@@ -19,10 +20,15 @@ from pathlib import Path
 from typing import TextIO
 
 from ivr.agi.server import AgiServer
+from ivr.ami.client import AmiConfig
+from ivr.ami.monitor import QueueMonitor
 from ivr.engine import CallEngine, EngineSettings
+from ivr.health import HealthServer
 from ivr.logging import configure_logging, get_logger
 from ivr.menu.loader import MenuError
 from ivr.menu.store import MenuStore
+from ivr.metrics import Metrics
+from ivr.records.calllog import Sink
 from ivr.records.embedded import DatabaseUnavailableError
 from ivr.records.migrate import MigrationError
 from ivr.records.service import open_recorder
@@ -30,7 +36,6 @@ from ivr.records.spool import SpoolInUseError
 from ivr.settings import Settings, SettingsError, load_settings
 
 WATCH_INTERVAL = 2.0
-NOT_YET = ("AMI queue events and Prometheus metrics",)
 
 
 def _summary(store: MenuStore) -> dict[str, object]:
@@ -51,18 +56,35 @@ def _summary(store: MenuStore) -> dict[str, object]:
     }
 
 
-def _reload(store: MenuStore, why: str) -> None:
+def _queue_names(store: MenuStore) -> list[str]:
+    return list(store.current.loaded.menu.queues)
+
+
+def _serving(store: MenuStore, metrics: Metrics) -> None:
+    """The metrics' view of the menu now served: its version, areas and queues."""
+    menu = store.current.loaded.menu
+    metrics.prepare(
+        [(v_key, a_key) for v_key, v in menu.vertientes.items() for a_key in v.areas],
+        menu.queues,
+    )
+    metrics.menu_loaded_now(menu.version)
+
+
+def _reload(store: MenuStore, metrics: Metrics, why: str) -> None:
     log = get_logger("ivr.app")
     result = store.reload()
     if not result.ok:
+        metrics.menu_reloaded(ok=False)
         for error in result.errors:
             log.error("menu reload rejected", trigger=why, error=str(error))
         log.warning("keeping the running menu", menu_version=store.current.loaded.menu.version)
     elif result.changed:
+        metrics.menu_reloaded(ok=True)
+        _serving(store, metrics)
         log.info("menu reloaded", trigger=why, **_summary(store))
 
 
-async def _watch(store: MenuStore, stop: asyncio.Event) -> None:
+async def _watch(store: MenuStore, metrics: Metrics, stop: asyncio.Event) -> None:
     mtime = store.mtime()
     while not stop.is_set():
         try:
@@ -71,7 +93,23 @@ async def _watch(store: MenuStore, stop: asyncio.Event) -> None:
             current = store.mtime()
             if current != mtime:
                 mtime = current
-                _reload(store, "file changed")
+                _reload(store, metrics, "file changed")
+
+
+def _monitor(
+    settings: Settings, store: MenuStore, sink: Sink, metrics: Metrics
+) -> QueueMonitor | None:
+    secret = settings.ami_password()
+    if secret is None:
+        get_logger("ivr.app").warning(
+            "AMI off: set IVR_AMI_SECRET or IVR_AMI_SECRET_FILE to record queue outcomes"
+            " and export queue gauges"
+        )
+        return None
+    config = AmiConfig(
+        host=settings.ami_host, port=settings.ami_port, username=settings.ami_user, secret=secret
+    )
+    return QueueMonitor(config, sink=sink, metrics=metrics, queues=lambda: _queue_names(store))
 
 
 def _engine_settings(settings: Settings) -> EngineSettings:
@@ -97,27 +135,59 @@ class _Signals:
         self.stop.set()
 
 
-async def _main(settings: Settings, store: MenuStore) -> int:
+async def _main(settings: Settings, store: MenuStore, metrics: Metrics | None = None) -> int:
     log = get_logger("ivr.app")
     loop = asyncio.get_running_loop()
+    metrics = metrics or Metrics()
     signals = _Signals()
     loop.add_signal_handler(signal.SIGTERM, signals)
     loop.add_signal_handler(signal.SIGINT, signals)
-    loop.add_signal_handler(signal.SIGHUP, _reload, store, "SIGHUP")
+    loop.add_signal_handler(signal.SIGHUP, _reload, store, metrics, "SIGHUP")
 
     log.info("service starting", **settings.describe())
     log.info("serving menu", **_summary(store))
+    _serving(store, metrics)
     try:
         async with open_recorder(settings) as recorder:
+            metrics.watch_recorder(recorder)
+            monitor = _monitor(settings, store, recorder, metrics)
             server = AgiServer(
-                CallEngine(store, recorder, _engine_settings(settings)),
+                CallEngine(
+                    store,
+                    recorder,
+                    _engine_settings(settings),
+                    metrics=metrics,
+                    on_routed=monitor.routed if monitor is not None else None,
+                ),
                 host=settings.agi_host,
                 port=settings.agi_port,
                 peer_allowed=settings.is_peer_allowed,
                 max_calls=settings.agi_max_calls,
                 env_timeout=settings.agi_env_timeout,
                 reply_timeout=settings.agi_reply_timeout,
+                on_turnaround=metrics.command_turnaround,
             )
+            metrics.watch_server(server)
+            health = HealthServer(
+                metrics.registry,
+                lambda: {
+                    "menu": store.current is not None,
+                    "fastagi": server.listening,
+                    "records": recorder.ready,
+                },
+                host=settings.metrics_host,
+                port=settings.metrics_port,
+            )
+            try:
+                await health.start()
+            except OSError as exc:
+                log.error(  # noqa: TRY400 - the message says what to fix
+                    "cannot listen for metrics",
+                    host=settings.metrics_host,
+                    port=settings.metrics_port,
+                    error=str(exc),
+                )
+                return 1
             try:
                 await server.start()
             except OSError as exc:
@@ -127,11 +197,21 @@ async def _main(settings: Settings, store: MenuStore) -> int:
                     port=settings.agi_port,
                     error=str(exc),
                 )
+                await health.close()
                 return 1
-            for missing in NOT_YET:
-                log.warning("not built yet", component=missing)
-            await _watch(store, signals.stop)
+            log.info(
+                "metrics listening",
+                url=f"http://{settings.metrics_host}:{health.bound_port}/metrics",
+            )
+            ami_task = None
+            if monitor is not None:
+                metrics.watch_queues(monitor.gauges)
+                ami_task = asyncio.create_task(monitor.run(signals.stop), name="ivr-ami")
+            await _watch(store, metrics, signals.stop)
             await server.shutdown(settings.shutdown_grace, signals.force)
+            if ami_task is not None:
+                await asyncio.gather(ami_task, return_exceptions=True)
+            await health.close()
     except (DatabaseUnavailableError, MigrationError, SpoolInUseError) as exc:
         # The message says what to fix; a traceback would only hide it.
         log.error("cannot start the call records", error=str(exc))  # noqa: TRY400

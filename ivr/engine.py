@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 from urllib.parse import parse_qs
+from uuid import UUID
 
 import structlog
 
@@ -48,9 +49,14 @@ from ivr.flow import (
 )
 from ivr.logging import get_logger
 from ivr.menu.store import MenuStore
+from ivr.metrics import Metrics
 from ivr.records.calllog import CallLog, Sink
+from ivr.records.model import call_id_for
 
-__all__ = ["SCRIPT", "CallEngine", "EngineSettings"]
+__all__ = ["SCRIPT", "CallEngine", "EngineSettings", "RoutedHook"]
+
+RoutedHook = Callable[[str, UUID, str], None]
+"""Told (uniqueid, call_id, queue) when a call is handed to a queue: the AMI side."""
 
 SCRIPT: Final = "citizen-line"
 TAG_MAX: Final = 40
@@ -86,18 +92,22 @@ def _script_and_query(env: Environment) -> tuple[str, dict[str, list[str]]]:
 class CallEngine:
     """The FastAGI handler of the citizen line (one instance serves every call)."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - collaborators; the optional ones keyword-only
         self,
         store: MenuStore,
         sink: Sink,
         settings: EngineSettings | None = None,
         *,
         clock: Callable[[], datetime] = _utc_now,
+        metrics: Metrics | None = None,
+        on_routed: RoutedHook | None = None,
     ) -> None:
         self.store = store
         self.sink = sink
         self.settings = settings or EngineSettings()
         self.clock = clock
+        self.metrics = metrics
+        self.on_routed = on_routed
 
     async def __call__(self, session: AgiSession, env: Environment) -> None:
         script, query = _script_and_query(env)
@@ -127,7 +137,12 @@ class _Call:
         self.menu = self.live.loaded.menu
         self.clock = self._clock(query)
         self.flow = CallFlow(self.live.schedule, self.clock)
-        self.record = CallLog(engine.sink, clock=engine.clock)
+        # The record's id derives from the channel's uniqueid, so the AMI side (queue
+        # events name the same channel) completes the same row without a lookup.
+        self.uniqueid = _clean(env.get("uniqueid")) or ""
+        call_id = call_id_for(self.uniqueid) if self.uniqueid else None
+        self.record = CallLog(engine.sink, call_id=call_id, clock=engine.clock)
+        self.metrics = engine.metrics
         self.log = get_logger("ivr.call")
         self._forwarded = 0
         self._decided = False  # the IVR_* variables are set on the channel
@@ -166,7 +181,7 @@ class _Call:
             caller=number or "unknown",  # masked by the logging processor, like every number
         )
         self.record.update(
-            uniqueid=_clean(env.get("uniqueid")),
+            uniqueid=self.uniqueid or None,
             channel=_clean(env.get("channel")),
             caller_number=number,
             caller_name=name,
@@ -229,6 +244,9 @@ class _Call:
             hangup_step=state.hangup_step,
             privacy_notice_version=state.privacy_notice_version,
         )
+        if self.metrics is not None:
+            outcome = state.outcome.value if state.outcome else Outcome.ERROR.value
+            self.metrics.call_ended(state.vertiente, state.area, outcome)
         self.log.info(
             "call ended",
             seconds=round((ended - self.record.get("started_at")).total_seconds(), 3),
@@ -281,7 +299,10 @@ class _Call:
             prompt_dir=self.settings.prompt_dir,
             barge_in=True,
         )
+        started = time.monotonic()
         given = await self._run_ops(ops, action.step)
+        if self.metrics is not None:
+            self.metrics.step_took(action.step, time.monotonic() - started)
         if action.collect is None:
             following = self.flow.next()
             if isinstance(given, Digits) and isinstance(following, Play) and following.collect:
@@ -375,10 +396,15 @@ class _Call:
             }
         )
         self._decided = True
+        if self.engine.on_routed is not None and self.uniqueid:
+            self.engine.on_routed(self.uniqueid, self.record.call_id, action.queue)
+        started = time.monotonic()
         await self._run_ops(
             plan(action.items, None, prompt_dir=self.settings.prompt_dir, barge_in=False),
             action.step,
         )
+        if self.metrics is not None:
+            self.metrics.step_took(action.step, time.monotonic() - started)
         self._handed_over = True
 
     async def _goodbye(self, action: Hangup) -> None:

@@ -17,8 +17,9 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from ivr.agi.server import AgiServer
-from ivr.engine import CallEngine, EngineSettings
+from ivr.engine import CallEngine, EngineSettings, RoutedHook
 from ivr.menu.store import MenuStore
+from ivr.metrics import Metrics
 from ivr.records.recorder import Recorder
 from ivr.records.spool import Spool
 from ivr.testing import FakeAsterisk
@@ -85,6 +86,8 @@ async def open_line(
     max_calls: int = 100,
     peer_allowed: Any = None,
     reply_timeout: float = 5.0,
+    metrics: Metrics | None = None,
+    on_routed: RoutedHook | None = None,
 ) -> Line:
     config = tmp_path / "config"
     shutil.copytree(ROOT / "config", config)
@@ -101,6 +104,8 @@ async def open_line(
         recorder,
         EngineSettings(reply_timeout=reply_timeout, media_timeout=reply_timeout),
         clock=clock,
+        metrics=metrics,
+        on_routed=on_routed,
     )
     server = AgiServer(
         engine,
@@ -110,6 +115,10 @@ async def open_line(
         max_calls=max_calls,
         env_timeout=reply_timeout,
         reply_timeout=reply_timeout,
+        on_turnaround=metrics.command_turnaround if metrics is not None else None,
     )
+    if metrics is not None:
+        metrics.watch_server(server)
+        metrics.watch_recorder(recorder)
     await server.start()
     return Line(url, config / "menu.yaml", store, recorder, engine, server, clock)

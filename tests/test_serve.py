@@ -11,6 +11,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,7 +39,11 @@ def read_event(stream: IO[str], wanted: str, timeout: float = 20.0) -> dict[str,
 
 @contextmanager
 def serve(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    """``ivr serve`` as a process, logs on its stderr; killed if a test leaves it running."""
+    """``ivr serve`` as a process, logs on its stderr; killed if a test leaves it running.
+
+    The metrics endpoint gets a free port unless the test names one."""
+    env = {**env}
+    env.setdefault("IVR_METRICS_PORT", str(free_port()))
     proc = subprocess.Popen(
         [sys.executable, "-m", "ivr", "serve"],
         env=env,
@@ -53,6 +59,15 @@ def serve(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
             proc.wait()
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """(status, body) of a GET, as curl would show them; 4xx/5xx are answers too."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - test URL
+            return int(response.status), response.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8")
 
 
 def free_port() -> int:
@@ -80,10 +95,26 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
         ready = read_event(proc.stderr, "records ready")
         assert ready["spool"] == str(tmp_path / "data" / "spool")
         assert "postgresql://" in ready["database"]
+        ami_off = read_event(
+            proc.stderr,
+            "AMI off: set IVR_AMI_SECRET or IVR_AMI_SECRET_FILE"
+            " to record queue outcomes and export queue gauges",
+        )
+        assert ami_off["level"] == "warning"
         listening = read_event(proc.stderr, "FastAGI listening")
         assert listening["port"] == int(env["IVR_AGI_PORT"])
-        missing = read_event(proc.stderr, "not built yet")
-        assert "AMI" in missing["component"]
+        metrics_at = read_event(proc.stderr, "metrics listening")["url"]
+        base = metrics_at.removesuffix("/metrics")
+        assert http_get(f"{base}/healthz") == (200, "ok\n")
+        status, body = http_get(f"{base}/readyz")
+        assert status == 200
+        assert json.loads(body) == {
+            "ready": True,
+            "checks": {"fastagi": True, "menu": True, "records": True},
+        }
+        scraped = http_get(metrics_at)[1]
+        assert 'ivr_menu_info{version="2026-12-04.1"} 1.0' in scraped
+        assert 'ivr_menu_reloads_total{result="rejected"} 0.0' in scraped
 
         menu = config / "menu.yaml"
         good = menu.read_text(encoding="utf-8")
@@ -93,6 +124,7 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
         assert "menu.yaml:" in rejected["error"]
         assert "single key 0-9" in rejected["error"]
         read_event(proc.stderr, "keeping the running menu")
+        assert 'ivr_menu_reloads_total{result="rejected"} 1.0' in http_get(metrics_at)[1]
 
         menu.write_text(
             good.replace('version: "2026-12-04.1"', 'version: "2026-12-04.2"'), encoding="utf-8"
@@ -100,6 +132,10 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
         proc.send_signal(signal.SIGHUP)
         reloaded = read_event(proc.stderr, "menu reloaded")
         assert reloaded["menu_version"] == "2026-12-04.2"
+        scraped = http_get(metrics_at)[1]
+        assert 'ivr_menu_info{version="2026-12-04.2"} 1.0' in scraped
+        assert 'version="2026-12-04.1"' not in scraped
+        assert 'ivr_menu_reloads_total{result="ok"} 1.0' in scraped
 
         # No signal: the watcher notices the file changed.
         menu.write_text(

@@ -80,6 +80,16 @@ class AgiServer:
         self._stopping = False
         self._log = get_logger("ivr.agi")
 
+    @property
+    def active_calls(self) -> int:
+        """Calls being served now."""
+        return len(self._active)
+
+    @property
+    def listening(self) -> bool:
+        """Accepting new calls (bound, and not shutting down)."""
+        return self._server is not None and self._server.is_serving() and not self._stopping
+
     async def start(self) -> None:
         # A burst of calls must not overflow the accept queue (asyncio defaults to 100):
         # a dropped SYN costs the caller a 1 s, then 3 s, retransmission.

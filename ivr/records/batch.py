@@ -68,6 +68,7 @@ _TYPES: Final = {
     "seq": "integer",
     "at": "timestamptz",
 }
+UNKNOWN_RESULT: Final = "unknown"
 _PATH_INDEX: Final = CALL_COLUMNS.index("path")
 # One encoder for every event: json.dumps() with options builds a new one per call.
 _encode_json: Final = json.JSONEncoder(
@@ -99,11 +100,22 @@ def _snapshot_update(column: str) -> str:
     return f"{column} = {merged}"
 
 
+def _queue_update(column: str) -> str:
+    if column == "queue_result":
+        # "unknown" (AMI missed the events) never replaces what another writer observed.
+        return (
+            f"{column} = CASE WHEN EXCLUDED.{column} = '{UNKNOWN_RESULT}' "
+            f"THEN COALESCE(calls.{column}, EXCLUDED.{column}) "
+            f"ELSE COALESCE(EXCLUDED.{column}, calls.{column}) END"
+        )
+    return f"{column} = COALESCE(EXCLUDED.{column}, calls.{column})"
+
+
 def upsert_calls_sql() -> str:
     updates = [
         "rev = GREATEST(calls.rev, EXCLUDED.rev)",
         *(_snapshot_update(c) for c in (*SNAPSHOT_COLUMNS, "caller_hash")),
-        *(f"{c} = COALESCE(EXCLUDED.{c}, calls.{c})" for c in QUEUE_COLUMNS),
+        *(_queue_update(c) for c in QUEUE_COLUMNS),
     ]
     return (
         f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) {_unnest(CALL_COLUMNS)} "
@@ -175,8 +187,9 @@ def build_batch(records: Iterable[Record], key: bytes) -> Batch:
         elif isinstance(record, QueueOutcome):
             for column in QUEUE_COLUMNS:
                 value = getattr(record, column)
-                if value is not None:
-                    row.queue[column] = value
+                if value is None or (value == UNKNOWN_RESULT and column in row.queue):
+                    continue
+                row.queue[column] = value
     # Rows go in call_id order: every writer then locks rows in the same order, so two
     # instances completing the same calls (the AGI side and the AMI side) never deadlock.
     # Events need no order: one instance writes a call's trail.

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Final
-from uuid import UUID
+from uuid import UUID, uuid5
 
 __all__ = [
     "OUTCOMES",
@@ -29,6 +29,7 @@ __all__ = [
     "QueueOutcome",
     "Record",
     "RecordDecodeError",
+    "call_id_for",
     "from_json",
     "to_json",
 ]
@@ -36,6 +37,21 @@ __all__ = [
 OUTCOMES: Final = frozenset(
     {"routed", "closed", "invalid", "no_input", "fallback", "abandoned_in_menu", "error"}
 )
+
+
+# Fixed forever: changing it would split the records of calls in flight in two.
+_CALL_ID_NAMESPACE: Final = UUID("5b1f4c2e-9d0a-4c61-8f0e-2f6f1d7a3c90")
+
+
+def call_id_for(uniqueid: str) -> UUID:
+    """The record id of the call whose channel has Asterisk ``uniqueid``.
+
+    The AGI session (``agi_uniqueid``) and the AMI queue events (``Uniqueid``) name the
+    caller's channel the same way, so both sides find the same row without talking to
+    each other, in any order, on any instance. Uniqueids are unique per Asterisk
+    system; several Asterisk servers sharing one database need distinct
+    ``systemname`` settings in ``asterisk.conf`` (which prefixes every uniqueid)."""
+    return uuid5(_CALL_ID_NAMESPACE, uniqueid)
 
 
 @dataclass(frozen=True, slots=True)

@@ -127,6 +127,7 @@ class Recorder:
         self._closed = False
         self._retry_delay = retry_initial
         self._next_attempt = 0.0
+        self._spool_failing = False  # the last attempt to spool a batch failed
         self._log = get_logger("ivr.records")
         self.stats = RecorderStats()
 
@@ -161,6 +162,13 @@ class Recorder:
 
     def spool_bytes(self) -> int:
         return self._spool.size_bytes()
+
+    @property
+    def ready(self) -> bool:
+        """Records are being kept: the writer runs, and the database or the spool takes
+        them (a full disk while the database is down is not ready)."""
+        running = self._task is not None and not self._task.done() and not self._closed
+        return running and (self.stats.database_up or not self._spool_failing)
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -231,10 +239,12 @@ class Recorder:
                     await self._deliver(batch)
                 self._inflight = []
                 await self._sync_spool()
+                self._spool_failing = False
             except Exception as exc:
                 # Typically the spool's disk is full or read-only while the database is
                 # down. Keep the batch in memory, at the front, and try again later.
                 self.stats.spool_errors += 1
+                self._spool_failing = True
                 self._queue.extendleft(reversed(batch))
                 self._inflight = []
                 self._log.error(

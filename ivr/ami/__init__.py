@@ -1,0 +1,1 @@
+"""The Asterisk Manager Interface side: queue outcomes and live queue state."""
