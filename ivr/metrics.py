@@ -144,7 +144,8 @@ class Metrics:
         )
         self.ami_login_failures = Counter(
             "ivr_ami_login_failures",
-            "AMI logins refused (wrong user or secret) or failed.",
+            "AMI logins that failed: refused (wrong user or secret, or not permitted from"
+            " this address) or error (no answer, or the link closed before one).",
             ("reason",),
             registry=r,
         )

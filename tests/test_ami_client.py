@@ -225,3 +225,34 @@ def test_backoff_is_capped_and_jittered() -> None:
     ]  # fmt: skip
     assert backoff_delay(3, 1.0, 60.0, lambda: 0.0) == 4.0  # half of 8: never zero
     assert backoff_delay(10_000, 1.0, 60.0, lambda: 1.0) == 60.0
+
+
+async def test_a_login_with_no_answer_is_counted_and_retried() -> None:
+    # A peer that sends the banner and then nothing (a wedged Asterisk, a wrong port).
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"Asterisk Call Manager/11.0.0\r\n")
+        with contextlib.suppress(ConnectionError):
+            await reader.read()  # until the client gives up and closes
+        writer.close()
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    port = int(server.sockets[0].getsockname()[1])
+    errors: list[int] = []
+    client = AmiClient(
+        AmiConfig("127.0.0.1", port, "ivr", SECRET, login_timeout=0.1, backoff_initial=0.05),
+        on_event=lambda _event: None,
+        on_link=lambda _up: None,
+        on_snapshot=lambda _snapshot: None,
+        queues=list,
+        on_login_error=lambda: errors.append(1),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(client.run(stop))
+    try:
+        await eventually(lambda: len(errors) >= 2)
+        assert not client.connected
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+        server.close()
+        await server.wait_closed()

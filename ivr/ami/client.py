@@ -118,6 +118,7 @@ class AmiClient:
         on_snapshot: Callable[[QueueSnapshot], None],
         queues: Callable[[], Iterable[str]],
         on_login_refused: Callable[[], None] = lambda: None,
+        on_login_error: Callable[[], None] = lambda: None,
         on_reconnect: Callable[[], None] = lambda: None,
         draw: Callable[[], float] = random.random,
     ) -> None:
@@ -127,6 +128,7 @@ class AmiClient:
         self.on_snapshot = on_snapshot
         self.queues = queues
         self.on_login_refused = on_login_refused
+        self.on_login_error = on_login_error
         self.on_reconnect = on_reconnect
         self.draw = draw
         self.connected = False
@@ -252,6 +254,7 @@ class AmiClient:
                 raise LoginRefusedError(header(message, "Message") or "Login refused")
             return
         reply.cancel()
+        self.on_login_error()
         if dropped in done:
             raise ConnectionError("Asterisk closed the AMI connection before answering Login")
         raise TimeoutError("no answer to Login")

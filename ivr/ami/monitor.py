@@ -42,6 +42,7 @@ class QueueMonitor:
             on_snapshot=self._snapshot,
             queues=queues,
             on_login_refused=metrics.ami_login_failures.labels("refused").inc,
+            on_login_error=metrics.ami_login_failures.labels("error").inc,
             on_reconnect=metrics.ami_reconnects.inc,
         )
         self._gauges: dict[str, QueueGauges] = {}
