@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TextIO
@@ -122,6 +123,18 @@ def _engine_settings(settings: Settings) -> EngineSettings:
     )
 
 
+async def _listen(what: str, start: Callable[[], Awaitable[None]], host: str, port: int) -> bool:
+    """Bind a listener; False (and a log line saying what to fix) when the port is taken."""
+    try:
+        await start()
+    except OSError as exc:
+        get_logger("ivr.app").error(
+            f"cannot listen for {what}", host=host, port=port, error=str(exc)
+        )
+        return False
+    return True
+
+
 class _Signals:
     """SIGTERM/SIGINT: the first asks to stop, the second to stop waiting for calls."""
 
@@ -178,25 +191,11 @@ async def _main(settings: Settings, store: MenuStore, metrics: Metrics | None = 
                 host=settings.metrics_host,
                 port=settings.metrics_port,
             )
-            try:
-                await health.start()
-            except OSError as exc:
-                log.error(  # noqa: TRY400 - the message says what to fix
-                    "cannot listen for metrics",
-                    host=settings.metrics_host,
-                    port=settings.metrics_port,
-                    error=str(exc),
-                )
+            if not await _listen(
+                "metrics", health.start, settings.metrics_host, settings.metrics_port
+            ):
                 return 1
-            try:
-                await server.start()
-            except OSError as exc:
-                log.error(  # noqa: TRY400 - the message says what to fix
-                    "cannot listen for FastAGI",
-                    host=settings.agi_host,
-                    port=settings.agi_port,
-                    error=str(exc),
-                )
+            if not await _listen("FastAGI", server.start, settings.agi_host, settings.agi_port):
                 await health.close()
                 return 1
             log.info(

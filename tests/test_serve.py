@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import asyncpg
+import pytest
 
 from ivr.testing import CallResult, FakeAsterisk, ScriptedCaller
 
@@ -257,22 +258,28 @@ def test_sigterm_lets_calls_finish_and_hands_slow_ones_to_the_dialplan(
     assert len(stored) == 3  # with the dialled call
 
 
-def test_serve_says_when_the_fastagi_port_is_taken(tmp_path: Path, database_url: str) -> None:
+@pytest.mark.parametrize(
+    ("variable", "what"), [("IVR_AGI_PORT", "FastAGI"), ("IVR_METRICS_PORT", "metrics")]
+)
+def test_serve_says_when_a_port_is_taken(
+    tmp_path: Path, database_url: str, variable: str, what: str
+) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         env = {
             **os.environ,
-            "IVR_AGI_PORT": str(port),
+            "IVR_AGI_PORT": str(free_port()),
             "IVR_CONFIG": str(ROOT / "config"),
             "IVR_LOG_FORMAT": "json",
             "IVR_DATA_DIR": str(tmp_path / "data"),
             "IVR_DATABASE_URL": database_url,
+            variable: str(port),
         }
         with serve(env) as proc:
             assert proc.stderr is not None
-            refused = read_event(proc.stderr, "cannot listen for FastAGI")
+            refused = read_event(proc.stderr, f"cannot listen for {what}")
             assert refused["port"] == port
             assert "in use" in refused["error"]
             assert proc.wait(timeout=20) == 1
