@@ -34,8 +34,12 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from prometheus_client import generate_latest
+
+from ivr.metrics import Metrics
 from ivr.testing import CallResult, FakeAsterisk, ScriptedCaller
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +67,7 @@ def pin(cpu: int) -> None:
 # --- the service side (child process) ---------------------------------------------
 
 
-async def serve(port: int, records: str) -> None:
+async def serve(port: int, records: str, with_metrics: bool = False) -> None:
     import tempfile  # noqa: PLC0415 - only the child needs these
     from contextlib import AsyncExitStack  # noqa: PLC0415
 
@@ -95,9 +99,17 @@ async def serve(port: int, records: str) -> None:
             )
             sink = recorder
         samples: list[float] = []
-        engine = CallEngine(
-            MenuStore(ROOT / "config"), sink, EngineSettings(allow_time_override=True)
-        )
+        on_turnaround: Callable[[float], None] = samples.append
+        metrics = Metrics() if with_metrics else None
+        if metrics is not None:
+            # The service's own wiring: every turnaround also goes into the histogram.
+            def both(seconds: float) -> None:
+                samples.append(seconds)
+                metrics.command_turnaround(seconds)
+
+            on_turnaround = both
+        store = MenuStore(ROOT / "config")
+        engine = CallEngine(store, sink, EngineSettings(allow_time_override=True), metrics=metrics)
         server = AgiServer(
             engine,
             host="127.0.0.1",
@@ -106,15 +118,28 @@ async def serve(port: int, records: str) -> None:
             max_calls=100_000,
             env_timeout=30,
             reply_timeout=60,
-            on_turnaround=samples.append,
+            on_turnaround=on_turnaround,
         )
+        if metrics is not None:
+            menu = store.current.loaded.menu
+            metrics.prepare(
+                [(v, a) for v, vertiente in menu.vertientes.items() for a in vertiente.areas],
+                menu.queues,
+            )
+            metrics.watch_server(server)
         await server.start()
         print("READY", flush=True)
         loop = asyncio.get_running_loop()
         while line := await loop.run_in_executor(None, sys.stdin.readline):
             if line.strip() == "REPORT":
-                print(percentiles(samples) if samples else "no commands", flush=True)
+                report = percentiles(samples) if samples else "no commands"
                 samples.clear()
+                if metrics is not None:
+                    started = time.perf_counter()
+                    size = len(generate_latest(metrics.registry))
+                    took = (time.perf_counter() - started) * 1000
+                    report += f"; a /metrics scrape: {size:,} bytes in {took:.2f} ms"
+                print(report, flush=True)  # one line: the parent reads one per REPORT
         await server.shutdown(5)
         if records == "postgres":
             await recorder.close()
@@ -238,6 +263,11 @@ def main() -> None:
         default="count",
         help="where call records go: a counting sink, or the real recorder into PostgreSQL",
     )
+    parser.add_argument(
+        "--metrics",
+        action="store_true",
+        help="the service's Prometheus metrics on, as in production",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -252,15 +282,19 @@ def main() -> None:
                 os.environ["IVR_BENCH_PROFILE"],
             )
         else:
-            asyncio.run(serve(args.port, args.records))
+            asyncio.run(serve(args.port, args.records, args.metrics))
         return
     pin(1)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}")
-    print(f"service pinned to CPU 0 (records: {args.records}), fake Asterisk pinned to CPU 1")
+    print(
+        f"service pinned to CPU 0 (records: {args.records}, metrics: {args.metrics}),"
+        " fake Asterisk pinned to CPU 1"
+    )
     child = subprocess.Popen(  # noqa: S603 - our own interpreter and file
         [
             *(sys.executable, __file__, "--serve", "--port", str(args.port)),
             *("--records", args.records),
+            *(["--metrics"] if args.metrics else []),
         ],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
