@@ -154,6 +154,9 @@ class Settings(BaseSettings):
 
     database_url: SecretStr | None = None
     """``postgresql://`` URL; unset means the embedded PostgreSQL under ``data_dir``."""
+    database_url_file: Path | None = None
+    """A file holding that URL (it carries a password: keep it out of the environment);
+    excludes ``database_url``."""
 
     data_dir: Path = Path("var")
     """The embedded PostgreSQL (``pgdata``), the records spool and the generated key."""
@@ -243,6 +246,26 @@ class Settings(BaseSettings):
         if "\r" in secret or "\n" in secret:
             raise ValueError("must not contain line breaks")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _database_url_from_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("database_url_file") in (None, ""):
+            return data
+        path = Path(data["database_url_file"])
+        direct = data.get("database_url")
+        url = _read_secret_file(
+            "database_url_file",
+            path,
+            "database_url",
+            SecretStr(str(direct)) if direct not in (None, "") else None,
+        )
+        scheme = url.get_secret_value().partition("://")[0].lower() if url is not None else ""
+        if scheme not in _DATABASE_SCHEMES:
+            raise _setting_error(
+                "database_url_file", str(path), "the file must hold a postgresql:// URL"
+            )
+        return {**data, "database_url": url}
 
     @field_validator("database_url")
     @classmethod

@@ -703,7 +703,12 @@ def _settings_env(service: dict[str, Any], tmp_path: Path) -> dict[str, str]:
     for key, value in env.items():
         if value.startswith("/run/secrets/"):
             secret = tmp_path / Path(value).name
-            secret.write_text("s3cret\n", encoding="utf-8")
+            content = (
+                "postgresql://ivr:s3cret@postgres:5432/ivr"
+                if key.endswith("URL_FILE")
+                else "s3cret"
+            )
+            secret.write_text(f"{content}\n", encoding="utf-8")
             env[key] = str(secret)
     return env
 
@@ -728,6 +733,7 @@ def test_the_service_environment_is_real_settings_that_load(tmp_path: Path) -> N
     assert settings.ami_host in _compose()["services"]
     assert settings.ami_password() == "s3cret"
     assert settings.caller_hash_key() == b"s3cret"
+    assert settings.database_url_for_logs() == "postgresql://ivr:***@postgres:5432/ivr"
     for key, value in env.items():
         if value.startswith("/run/secrets/"):
             assert Path(value).name in ivr["secrets"], f"{key}: {value} is not mounted"
@@ -886,8 +892,9 @@ def test_setup_generates_every_secret_compose_needs_consistently(tmp_path: Path)
     assert f"[ivr](+)\nsecret={ami}\n" in read("manager-ivr-secret.conf")
     password = read("db_password").strip()
     postgres = _environment(_service("postgres"))
-    url = re.search(r"^IVR_DATABASE_URL=(\S+)$", read("ivr-database.env"), re.M)
+    url = re.fullmatch(r"(\S+)\n?", read("ivr_database_url"))
     assert url
+    assert _environment(_service("ivr"))["IVR_DATABASE_URL_FILE"] == "/run/secrets/ivr_database_url"
     assert url[1] == (
         f"postgresql://{postgres['POSTGRES_USER']}:{password}@postgres:5432/{postgres['POSTGRES_DB']}"
     )

@@ -386,3 +386,32 @@ def test_agi_settings_are_validated_with_their_variable() -> None:
     assert "IVR_SHUTDOWN_GRACE" in load_error({"IVR_SHUTDOWN_GRACE": "-1"})
     # The prompt folder ends up in AGI commands: only file-name characters.
     assert "IVR_PROMPT_DIR" in load_error({"IVR_PROMPT_DIR": 'ivr" EXEC'})
+
+
+def test_database_url_from_file(tmp_path: Path) -> None:
+    url_file = tmp_path / "database_url"
+    url_file.write_text(f"postgresql://ivr:{DB_PASSWORD}@db:5432/ivr\n", encoding="utf-8")
+    settings = load_settings({"IVR_DATABASE_URL_FILE": str(url_file)})
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == f"postgresql://ivr:{DB_PASSWORD}@db:5432/ivr"
+    assert not settings.uses_embedded_database()
+    assert settings.describe()["database"] == "postgresql://ivr:***@db:5432/ivr"
+    assert DB_PASSWORD not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "problem"),
+    [
+        ("mysql://ivr@db/ivr\n", {}, "the file must hold a postgresql:// URL"),
+        ("\n", {}, "the file is empty"),
+        ("postgresql://a/b\n", {"IVR_DATABASE_URL": "postgresql://c/d"},
+         "set either IVR_DATABASE_URL or this, not both"),
+    ],
+)  # fmt: skip
+def test_bad_database_url_files_name_the_variable(
+    tmp_path: Path, content: str, extra: dict[str, str], problem: str
+) -> None:
+    url_file = tmp_path / "database_url"
+    url_file.write_text(content, encoding="utf-8")
+    message = load_error({"IVR_DATABASE_URL_FILE": str(url_file), **extra})
+    assert message == f"invalid setting IVR_DATABASE_URL_FILE={str(url_file)!r}: {problem}"
