@@ -79,8 +79,9 @@ def _reload(store: MenuStore, metrics: Metrics, why: str) -> None:
         for error in result.errors:
             log.error("menu reload rejected", trigger=why, error=str(error))
         log.warning("keeping the running menu", menu_version=store.current.loaded.menu.version)
-    elif result.changed:
-        metrics.menu_reloaded(ok=True)
+    else:
+        metrics.menu_reloaded(ok=True, changed=result.changed)
+    if result.ok and result.changed:
         _serving(store, metrics)
         log.info("menu reloaded", trigger=why, **_summary(store))
 

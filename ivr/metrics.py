@@ -131,6 +131,11 @@ class Metrics:
         self.menu_info = Gauge(
             "ivr_menu_info", "The menu being served (value 1).", ("version",), registry=r
         )
+        self.menu_file_rejected = Gauge(
+            "ivr_menu_file_rejected",
+            "1 while the menu file on disk has errors and the previous menu keeps serving.",
+            registry=r,
+        )
         self.menu_loaded = Gauge(
             "ivr_menu_loaded_timestamp_seconds",
             "When the menu being served was loaded (Unix time).",
@@ -207,8 +212,12 @@ class Metrics:
         for reason in ("refused", "error"):
             self.ami_login_failures.labels(reason)
 
-    def menu_reloaded(self, *, ok: bool) -> None:
-        self.menu_reloads.labels("ok" if ok else "rejected").inc()
+    def menu_reloaded(self, *, ok: bool, changed: bool = True) -> None:
+        """A reload attempt: counted when it changed the menu or was refused; the file's
+        state is kept either way (a fixed file that equals the served menu clears it)."""
+        self.menu_file_rejected.set(0 if ok else 1)
+        if changed or not ok:
+            self.menu_reloads.labels("ok" if ok else "rejected").inc()
 
     def queues_known(self, names: Iterable[str]) -> None:
         """The queue names the menu uses: any other name is reported as ``other``."""

@@ -77,6 +77,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def assert_healthy_and_ready(base: str) -> None:
+    assert http_get(f"{base}/healthz") == (200, "ok\n")
+    status, body = http_get(f"{base}/readyz")
+    assert status == 200
+    assert json.loads(body) == {
+        "ready": True,
+        "checks": {"fastagi": True, "menu": True, "records": True},
+    }
+
+
 def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
     config = tmp_path / "config"
     shutil.copytree(ROOT / "config", config)
@@ -105,14 +115,7 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
         listening = read_event(proc.stderr, "FastAGI listening")
         assert listening["port"] == int(env["IVR_AGI_PORT"])
         metrics_at = read_event(proc.stderr, "metrics listening")["url"]
-        base = metrics_at.removesuffix("/metrics")
-        assert http_get(f"{base}/healthz") == (200, "ok\n")
-        status, body = http_get(f"{base}/readyz")
-        assert status == 200
-        assert json.loads(body) == {
-            "ready": True,
-            "checks": {"fastagi": True, "menu": True, "records": True},
-        }
+        assert_healthy_and_ready(metrics_at.removesuffix("/metrics"))
         scraped = http_get(metrics_at)[1]
         assert 'ivr_menu_info{version="2026-12-04.1"} 1.0' in scraped
         assert 'ivr_menu_reloads_total{result="rejected"} 0.0' in scraped
@@ -125,7 +128,9 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
         assert "menu.yaml:" in rejected["error"]
         assert "single key 0-9" in rejected["error"]
         read_event(proc.stderr, "keeping the running menu")
-        assert 'ivr_menu_reloads_total{result="rejected"} 1.0' in http_get(metrics_at)[1]
+        scraped = http_get(metrics_at)[1]
+        assert 'ivr_menu_reloads_total{result="rejected"} 1.0' in scraped
+        assert "ivr_menu_file_rejected 1.0" in scraped
 
         menu.write_text(
             good.replace('version: "2026-12-04.1"', 'version: "2026-12-04.2"'), encoding="utf-8"
@@ -137,6 +142,7 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
         assert 'ivr_menu_info{version="2026-12-04.2"} 1.0' in scraped
         assert 'version="2026-12-04.1"' not in scraped
         assert 'ivr_menu_reloads_total{result="ok"} 1.0' in scraped
+        assert "ivr_menu_file_rejected 0.0" in scraped
 
         # No signal: the watcher notices the file changed.
         menu.write_text(
