@@ -6,8 +6,12 @@ from uuid import UUID, uuid4
 
 import pytest
 from ami_replay import CAPTURED_CALLS, captured_events, for_call, parse
+from prometheus_client import CollectorRegistry
 
+from ivr.ami.client import AmiConfig
+from ivr.ami.monitor import EXPIRE_EVERY, QueueMonitor
 from ivr.ami.outcomes import Observation, QueueTracker, call_variable
+from ivr.metrics import Metrics
 from ivr.records.model import CallRecord, QueueOutcome, call_id_for
 
 QUEUE = "finanzas-vehicular"
@@ -240,3 +244,25 @@ def test_the_captures_hold_the_events_the_tracker_needs() -> None:
     for call in CAPTURED_CALLS.values():
         names = {parse(e)["Event"] for e in captured_events(call.capture)}
         assert {"QueueCallerJoin", "Hangup"} <= names
+
+
+def test_the_monitor_forgets_routed_calls_while_ami_stays_down() -> None:
+    records: list[object] = []
+
+    class Sink:
+        def submit(self, record: object) -> None:
+            records.append(record)
+
+    clock = Clock()
+    metrics = Metrics(CollectorRegistry())
+    monitor = QueueMonitor(
+        AmiConfig("127.0.0.1", 1, "ivr", "x"), sink=Sink(), metrics=metrics,
+        queues=lambda: [QUEUE], clock=clock,
+    )  # fmt: skip
+    monitor.routed("asterisk-lab-1.1", uuid4(), QUEUE)
+    clock.now += monitor.tracker.ttl + 1  # hours with AMI down
+    for n in range(2, EXPIRE_EVERY + 1):
+        monitor.routed(f"asterisk-lab-1.{n}", uuid4(), QUEUE)
+    assert monitor.tracker.followed == EXPIRE_EVERY - 1  # the first one is forgotten...
+    assert [getattr(r, "queue_result", None) for r in records] == ["unknown"]  # ...as unknown
+    assert metrics.registry.get_sample_value("ivr_ami_unobserved_calls_total") == 1.0

@@ -19,7 +19,9 @@ from ivr.ami.queues import QueueSnapshot
 from ivr.metrics import Metrics, QueueGauges
 from ivr.records.calllog import Sink
 
-__all__ = ["QueueMonitor"]
+__all__ = ["EXPIRE_EVERY", "QueueMonitor"]
+
+EXPIRE_EVERY = 1000  # routed calls between two expiries while AMI is down
 
 
 class QueueMonitor:
@@ -47,6 +49,7 @@ class QueueMonitor:
         )
         self._gauges: dict[str, QueueGauges] = {}
         self._resync = False
+        self._routed = 0
 
     @property
     def connected(self) -> bool:
@@ -58,6 +61,12 @@ class QueueMonitor:
 
     def routed(self, uniqueid: str, call_id: UUID, queue: str) -> None:
         self.tracker.routed(uniqueid, call_id, queue)
+        self._routed += 1
+        if self._routed % EXPIRE_EVERY == 0 and not self.client.connected:
+            # Snapshots expire followers while AMI is up; while it is down (a wrong
+            # secret for hours), routed calls would pile up until the tracker's cap.
+            for observation in self.tracker.expire():
+                self._apply(observation)
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.client.run(stop)
