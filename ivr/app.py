@@ -149,10 +149,10 @@ class _Signals:
         self.stop.set()
 
 
-async def _main(settings: Settings, store: MenuStore, metrics: Metrics | None = None) -> int:
+async def _main(settings: Settings, store: MenuStore) -> int:
     log = get_logger("ivr.app")
     loop = asyncio.get_running_loop()
-    metrics = metrics or Metrics()
+    metrics = Metrics()
     signals = _Signals()
     loop.add_signal_handler(signal.SIGTERM, signals)
     loop.add_signal_handler(signal.SIGINT, signals)

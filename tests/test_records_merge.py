@@ -13,10 +13,11 @@ from typing import Any
 from uuid import uuid4
 
 import asyncpg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ivr.records.model import CallRecord, Record
+from ivr.records.model import CallRecord, QueueOutcome, Record
 from ivr.records.recorder import write_records
 
 T0 = datetime(2026, 12, 4, 15, 0, tzinfo=UTC)
@@ -76,3 +77,46 @@ def test_the_row_ends_as_the_last_snapshot_says(
         value = getattr(last, name)
         expected = " ".join(value) if name == "path" and value is not None else value
         assert row[name] == expected, name
+
+
+@pytest.mark.parametrize(
+    "batches",
+    [
+        [["answered"], ["unknown"]],  # an instance that missed the events writes later
+        [["unknown"], ["answered"]],  # ... or earlier
+        [["answered", "unknown"]],  # ... or in the same batch
+        [["unknown", "answered"]],
+    ],
+)
+async def test_unknown_never_overwrites_an_observed_queue_result(
+    database_url: str, batches: list[list[str]]
+) -> None:
+    call_id = uuid4()
+    conn = await asyncpg.connect(database_url)
+    try:
+        for batch in batches:
+            records: list[Record] = [
+                QueueOutcome(call_id, queue_result=result, queue_wait_seconds=12.0)
+                if result == "answered"
+                else QueueOutcome(call_id, queue_result=result)
+                for result in batch
+            ]
+            await write_records(conn, records, b"k")
+        row = await conn.fetchrow("SELECT * FROM calls WHERE call_id = $1", call_id)
+    finally:
+        await conn.close()
+    assert row is not None
+    assert (row["queue_result"], row["queue_wait_seconds"]) == ("answered", 12.0)
+
+
+async def test_unknown_is_recorded_when_nothing_was_observed(database_url: str) -> None:
+    call_id = uuid4()
+    conn = await asyncpg.connect(database_url)
+    try:
+        await write_records(conn, [CallRecord(call_id=call_id, rev=1, outcome="routed")], b"k")
+        await write_records(conn, [QueueOutcome(call_id, queue_result="unknown")], b"k")
+        row = await conn.fetchrow("SELECT * FROM calls WHERE call_id = $1", call_id)
+    finally:
+        await conn.close()
+    assert row is not None
+    assert (row["outcome"], row["queue_result"]) == ("routed", "unknown")
