@@ -256,3 +256,16 @@ async def test_a_login_with_no_answer_is_counted_and_retried() -> None:
         await asyncio.wait_for(task, 5)
         server.close()
         await server.wait_closed()
+
+
+async def test_a_refused_queue_status_exports_no_gauges(fake: FakeAmi) -> None:
+    fake.refuse_queue_status = True
+    with structlog.testing.capture_logs() as logs:
+        async with running(fake) as (_client, seen):
+            await eventually(
+                lambda: sum(a.get("action") == "QueueStatus" for a in fake.actions) >= 3
+            )
+    assert seen.snapshots == []  # not zeros, which would pass for empty queues
+    refusals = [e for e in logs if e["event"].startswith("AMI refused QueueStatus")]
+    assert len(refusals) == 1
+    assert refusals[0]["reason"] == "Permission denied"

@@ -286,6 +286,7 @@ class AmiClient:
 
     async def _poll(self, manager: _Manager) -> None:
         config = self.config
+        refused = False
         while True:
             names = sorted(set(self.queues()))
             if names:
@@ -296,5 +297,14 @@ class AmiClient:
                     self._log.warning("AMI QueueStatus got no answer")
                 else:
                     events = replies if isinstance(replies, list) else [replies]
-                    self.on_snapshot(parse_queue_status(events, names))
+                    if header(events[0], "Response") == "Success":
+                        self.on_snapshot(parse_queue_status(events, names))
+                    elif not refused:
+                        # Zeros would pass for empty queues: export nothing instead.
+                        refused = True
+                        self._log.error(
+                            "AMI refused QueueStatus: no queue gauges (check the AMI user's"
+                            " privileges in manager.conf)",
+                            reason=header(events[0], "Message")[:200],
+                        )
             await asyncio.sleep(config.poll_interval)

@@ -87,6 +87,7 @@ class FakeAmi:
         self.secret = secret
         self.login_delay = login_delay
         self.answer_pings = True
+        self.refuse_queue_status = False  # as Asterisk does for a user without privilege
         self.queues: dict[str, _Queue] = {}
         self.actions: list[dict[str, str]] = []
         self.logins = 0
@@ -215,7 +216,10 @@ class FakeAmi:
                 )
             return True
         if name == "queuestatus":
-            write(self._queue_status(action_id or "", action.get("queue")))
+            if self.refuse_queue_status:
+                write(message(("Response", "Error"), *ids, ("Message", "Permission denied")))
+            else:
+                write(self._queue_status(action_id or "", action.get("queue")))
             return True
         if name == "logoff":
             write(message(("Response", "Goodbye"), *ids, ("Message", "Thanks for all the fish.")))
