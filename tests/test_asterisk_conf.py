@@ -335,7 +335,7 @@ def test_free_text_cannot_break_out_of_its_comment(tmp_path: Path) -> None:
             CEA_QUEUE,
             "  cea:\n    description: |\n      Aguas; de verdad\n      [intruso]\n      maxlen=0\n",
         ),
-        ('version: "2026-12-04.1"', 'version: "uno\\n[otro]"'),
+        ('version: "2026-12-04.2"', 'version: "uno\\n[otro]"'),
     )
     loaded = load(text)
     description = loaded.menu.queues["cea"].description

@@ -277,7 +277,7 @@ async def test_calls_in_progress_keep_their_menu_when_a_bad_edit_lands(line: Lin
     rejected = line.store.reload()
     assert not rejected.ok
     assert "menu.yaml:" in str(rejected.errors[0])
-    edited = good.replace('version: "2026-12-04.1"', 'version: "2026-12-04.2"')
+    edited = good.replace('version: "2026-12-04.2"', 'version: "2026-12-04.3"')
     edited = edited.replace("    menu_prompt: menu-servicios", "    menu_prompt: menu-programas", 1)
     line.menu_path.write_text(edited, encoding="utf-8")
     assert line.store.reload().changed

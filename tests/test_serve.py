@@ -117,7 +117,7 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
         metrics_at = read_event(proc.stderr, "metrics listening")["url"]
         assert_healthy_and_ready(metrics_at.removesuffix("/metrics"))
         scraped = http_get(metrics_at)[1]
-        assert 'ivr_menu_info{version="2026-12-04.1"} 1.0' in scraped
+        assert 'ivr_menu_info{version="2026-12-04.2"} 1.0' in scraped
         assert 'ivr_menu_reloads_total{result="rejected"} 0.0' in scraped
 
         menu = config / "menu.yaml"
@@ -133,23 +133,23 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
         assert "ivr_menu_file_rejected 1.0" in scraped
 
         menu.write_text(
-            good.replace('version: "2026-12-04.1"', 'version: "2026-12-04.2"'), encoding="utf-8"
+            good.replace('version: "2026-12-04.2"', 'version: "2026-12-04.3"'), encoding="utf-8"
         )
         proc.send_signal(signal.SIGHUP)
         reloaded = read_event(proc.stderr, "menu reloaded")
-        assert reloaded["menu_version"] == "2026-12-04.2"
+        assert reloaded["menu_version"] == "2026-12-04.3"
         scraped = http_get(metrics_at)[1]
-        assert 'ivr_menu_info{version="2026-12-04.2"} 1.0' in scraped
-        assert 'version="2026-12-04.1"' not in scraped
+        assert 'ivr_menu_info{version="2026-12-04.3"} 1.0' in scraped
+        assert 'version="2026-12-04.2"' not in scraped
         assert 'ivr_menu_reloads_total{result="ok"} 1.0' in scraped
         assert "ivr_menu_file_rejected 0.0" in scraped
 
         # No signal: the watcher notices the file changed.
         menu.write_text(
-            good.replace('version: "2026-12-04.1"', 'version: "2026-12-04.3"'), encoding="utf-8"
+            good.replace('version: "2026-12-04.2"', 'version: "2026-12-04.4"'), encoding="utf-8"
         )
         watched = read_event(proc.stderr, "menu reloaded")
-        assert (watched["menu_version"], watched["trigger"]) == ("2026-12-04.3", "file changed")
+        assert (watched["menu_version"], watched["trigger"]) == ("2026-12-04.4", "file changed")
 
         proc.send_signal(signal.SIGTERM)
         read_event(proc.stderr, "recorder closed")
