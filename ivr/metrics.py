@@ -35,7 +35,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ivr import __version__
+from ivr.agi.server import ServerStats
 from ivr.records.model import OUTCOMES
+from ivr.records.recorder import RecorderStats
 
 __all__ = [
     "QUEUE_RESULTS",
@@ -71,7 +73,7 @@ class ServerView(Protocol):
     def active_calls(self) -> int: ...
 
     @property
-    def stats(self) -> object: ...
+    def stats(self) -> ServerStats: ...
 
 
 class RecorderView(Protocol):
@@ -83,7 +85,7 @@ class RecorderView(Protocol):
     def spool_bytes(self) -> int: ...
 
     @property
-    def stats(self) -> object: ...
+    def stats(self) -> RecorderStats: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,11 +269,6 @@ class _LiveCollector(Collector):
             yield from _queue_metrics(self.queues())
 
 
-def _stat(stats: object, name: str) -> float:
-    value = getattr(stats, name, 0)
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
 def _server_metrics(server: ServerView) -> Iterator[Metric]:
     stats = server.stats
     yield GaugeMetricFamily(
@@ -280,25 +277,25 @@ def _server_metrics(server: ServerView) -> Iterator[Metric]:
     sessions = CounterMetricFamily(
         "ivr_agi_sessions", "FastAGI sessions by how they ended.", labels=("result",)
     )
-    for result, name in (
-        ("completed", "completed"),
-        ("ended_by_shutdown", "ended_by_shutdown"),
-        ("handler_error", "handler_errors"),
-        ("bad_session", "bad_sessions"),
+    for result, count in (
+        ("completed", stats.completed),
+        ("ended_by_shutdown", stats.ended_by_shutdown),
+        ("handler_error", stats.handler_errors),
+        ("bad_session", stats.bad_sessions),
     ):
-        sessions.add_metric((result,), _stat(stats, name))
+        sessions.add_metric((result,), count)
     yield sessions
     refused = CounterMetricFamily(
         "ivr_agi_refused",
         "FastAGI connections refused: peer not allowed, at capacity, or shutting down.",
         labels=("reason",),
     )
-    for reason, name in (
-        ("peer", "refused_peers"),
-        ("busy", "refused_busy"),
-        ("shutdown", "refused_shutdown"),
+    for reason, count in (
+        ("peer", stats.refused_peers),
+        ("busy", stats.refused_busy),
+        ("shutdown", stats.refused_shutdown),
     ):
-        refused.add_metric((reason,), _stat(stats, name))
+        refused.add_metric((reason,), count)
     yield refused
 
 
@@ -317,17 +314,29 @@ def _recorder_metrics(recorder: RecorderView) -> Iterator[Metric]:
     yield GaugeMetricFamily(
         "ivr_records_database_up",
         "1 while the last write to PostgreSQL succeeded.",
-        value=1.0 if getattr(stats, "database_up", False) else 0.0,
+        value=1.0 if stats.database_up else 0.0,
     )
-    for name, help_text in (
-        ("written", "Call records written to PostgreSQL."),
-        ("spooled", "Call records spooled to disk (database down, slow or queue full)."),
-        ("replayed", "Spooled call records replayed into PostgreSQL."),
-        ("rejected", "Call records the database refused for their data (set aside)."),
-        ("write_errors", "Failed writes to PostgreSQL (each batch counted once)."),
-        ("lost", "Call records that could be neither written nor spooled."),
+    for name, help_text, count in (
+        ("written", "Call records written to PostgreSQL.", stats.written),
+        (
+            "spooled",
+            "Call records spooled to disk (database down, slow or queue full).",
+            stats.spooled,
+        ),
+        ("replayed", "Spooled call records replayed into PostgreSQL.", stats.replayed),
+        (
+            "rejected",
+            "Call records the database refused for their data (set aside).",
+            stats.rejected,
+        ),
+        (
+            "write_errors",
+            "Failed writes to PostgreSQL (each batch counted once).",
+            stats.write_errors,
+        ),
+        ("lost", "Call records that could be neither written nor spooled.", stats.lost),
     ):
-        yield CounterMetricFamily(f"ivr_records_{name}", help_text, value=_stat(stats, name))
+        yield CounterMetricFamily(f"ivr_records_{name}", help_text, value=count)
 
 
 def _queue_metrics(queues: dict[str, QueueGauges]) -> Iterator[Metric]:

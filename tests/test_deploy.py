@@ -45,9 +45,11 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ivr.agi.server import ServerStats
 from ivr.cli import main
 from ivr.health import HealthServer
 from ivr.metrics import Metrics, QueueGauges
+from ivr.records.recorder import RecorderStats
 from ivr.settings import Settings, env_var_name, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,37 +186,19 @@ def _run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 
 @dataclass
-class _ServerStats:
-    completed: int = 5
-    ended_by_shutdown: int = 1
-    handler_errors: int = 0
-    bad_sessions: int = 0
-    refused_peers: int = 2
-    refused_busy: int = 0
-    refused_shutdown: int = 0
-
-
-@dataclass
 class _FakeServer:
     active_calls: int = 3
-    stats: _ServerStats = field(default_factory=_ServerStats)
-
-
-@dataclass
-class _RecorderStats:
-    database_up: bool = True
-    written: int = 10
-    spooled: int = 1
-    replayed: int = 1
-    rejected: int = 0
-    write_errors: int = 0
-    lost: int = 0
+    stats: ServerStats = field(
+        default_factory=lambda: ServerStats(completed=5, ended_by_shutdown=1, refused_peers=2)
+    )
 
 
 @dataclass
 class _FakeRecorder:
     queue_depth: int = 4
-    stats: _RecorderStats = field(default_factory=_RecorderStats)
+    stats: RecorderStats = field(
+        default_factory=lambda: RecorderStats(database_up=True, written=10, spooled=1, replayed=1)
+    )
 
     def spool_bytes(self) -> int:
         return 1024

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry
 
+from ivr.agi.server import ServerStats
 from ivr.health import HealthServer
 from ivr.metrics import Metrics, QueueGauges, step_kind
+from ivr.records.recorder import RecorderStats
 
 
 async def get(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -63,25 +65,19 @@ async def test_bad_requests_get_clear_statuses() -> None:
 
 
 @dataclass
-class FakeStats:
-    refused_peers: int = 3
-    refused_busy: int = 1
-    completed: int = 7
-    written: int = 40
-    write_errors: int = 2
-    database_up: bool = True
-
-
-@dataclass
 class FakeServer:
     active_calls: int = 5
-    stats: FakeStats = field(default_factory=FakeStats)
+    stats: ServerStats = field(
+        default_factory=lambda: ServerStats(refused_peers=3, refused_busy=1, completed=7)
+    )
 
 
 @dataclass
 class FakeRecorder:
     queue_depth: int = 12
-    stats: FakeStats = field(default_factory=FakeStats)
+    stats: RecorderStats = field(
+        default_factory=lambda: RecorderStats(written=40, write_errors=2, database_up=True)
+    )
 
     def spool_bytes(self) -> int:
         return 4096
