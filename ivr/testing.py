@@ -14,6 +14,15 @@ one (barge-in), answers each wait for a key, and may hang up at any moment.
 What it does not do: play audio, run a dialplan (it reports ``AGISTATUS`` and the
 channel variables the dialplan would branch on), or time prompts (a prompt is heard
 in ``play_seconds``, 0 by default).
+
+By default a connection that cannot be made, or is reset, raises (``ivr dial`` says
+so). With ``report_failures=True`` the fake reports instead what ``res/res_agi.c``
+does when the service is down or dies: a connection refused, or not accepted within
+``MAX_AGI_CONNECT`` (2 s), ends the call with ``AGISTATUS=FAILURE`` and no other
+variable (``launch_netscript``: "Couldn't connect to any host.  FastAGI failed.");
+a connection that drops in the middle of a session (the service killed) is the
+script going away: ``run_agi`` reads end-of-file, logs "AGI Script ... completed",
+and ``AGISTATUS`` is ``SUCCESS`` with whatever variables the service had set by then.
 """
 
 from __future__ import annotations
@@ -117,6 +126,7 @@ _EPOCH: Final = time.time_ns() // 1000
 _ENDPOS: Final = 8000  # samples "played" per file (1 s at 8 kHz)
 AGI_LINE_MAX: Final = 2047  # run_agi() reads commands with fgets(buf, 2048, ...)
 ANSWER_WINDOW: Final = 0.5  # seconds: a Read waiting less is not a menu waiting for a caller
+MAX_AGI_CONNECT: Final = 2.0  # seconds res_agi waits for a FastAGI connection (2000 ms)
 
 
 def environment_block(values: Iterable[tuple[str, bytes]], args: Iterable[bytes] = ()) -> bytes:
@@ -265,6 +275,7 @@ class CallResult:
     caller_name: str = ""
     uniqueid: str = ""
     hung_up: bool = False
+    connected: bool = True  # False: the FastAGI connection could not be made
 
     @property
     def files(self) -> list[str]:
@@ -287,6 +298,7 @@ class FakeAsterisk:
         missing: Iterable[str] = (),
         timeout: float = 30.0,
         on_heard: Callable[[Heard], None] | None = None,
+        report_failures: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -298,6 +310,7 @@ class FakeAsterisk:
         self.missing = frozenset(missing)  # sound files (base names) this PBX lacks
         self.timeout = timeout
         self.on_heard = on_heard
+        self.report_failures = report_failures
 
     def environment(
         self, caller_number: bytes, caller_name: bytes, query: str = ""
@@ -326,7 +339,15 @@ class FakeAsterisk:
         env: list[tuple[str, bytes]] | None = None,
     ) -> CallResult:
         """One call, from connection to the end of the AGI."""
-        reader, writer = await asyncio.open_connection(self.host, self.port)
+        values = env if env is not None else self.environment(caller_number, caller_name, query)
+        if self.report_failures:
+            try:
+                async with asyncio.timeout(MAX_AGI_CONNECT):
+                    reader, writer = await asyncio.open_connection(self.host, self.port)
+            except (OSError, TimeoutError):
+                return _not_connected(values, caller_number, caller_name)
+        else:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
         channel = _Channel(
             self,
             caller,
@@ -335,12 +356,18 @@ class FakeAsterisk:
             name=caller_name.decode("utf-8", "replace"),
             number=caller_number.decode("utf-8", "replace"),
         )
-        values = env if env is not None else self.environment(caller_number, caller_name, query)
         channel.result.uniqueid = dict(values).get("uniqueid", b"").decode("utf-8", "replace")
         # An inbound channel is the first of its call: its linkedid is its own uniqueid.
         channel.variables["CHANNEL(linkedid)"] = channel.result.uniqueid
         try:
-            await channel.send(environment_block(values, args))
+            try:
+                await channel.send(environment_block(values, args))
+            except ConnectionError:
+                if not self.report_failures:
+                    raise
+                # launch_netscript: the first line could not be sent, "FastAGI failed".
+                channel.result.agi_status = "FAILURE"
+                return channel.result
             async with asyncio.timeout(self.timeout):
                 await channel.run()
         finally:
@@ -400,6 +427,19 @@ class _Channel:
         return line
 
     async def run(self) -> None:
+        if not self.asterisk.report_failures:
+            await self._run()
+            return
+        try:
+            await self._run()
+        except ConnectionError:
+            # The service's socket was reset (its process killed): res_agi ignores the
+            # failed write of the reply, fgets() gives up, "AGI Script ... completed",
+            # AGISTATUS=SUCCESS with the variables set so far. (A plain close reads
+            # as end-of-file, the same way a finished session ends.)
+            return
+
+    async def _run(self) -> None:
         sent_at = time.perf_counter()
         while True:
             line = await self._command_line()
@@ -565,6 +605,25 @@ class _Channel:
         self.variables[variable] = key or ""
         self.variables["READSTATUS"] = "TIMEOUT" if key is None else "OK"
         return b"200 result=0\n"
+
+
+def _not_connected(
+    values: list[tuple[str, bytes]], caller_number: bytes, caller_name: bytes
+) -> CallResult:
+    """The call as the dialplan sees it after a FastAGI connect failure: only AGISTATUS."""
+    uniqueid = dict(values).get("uniqueid", b"").decode("utf-8", "replace")
+    name = caller_name.decode("utf-8", "replace")
+    return CallResult(
+        agi_status="FAILURE",
+        variables={
+            "CALLERID(num)": caller_number.decode("utf-8", "replace"),
+            "CALLERID(name)": name,
+            "CHANNEL(linkedid)": uniqueid,
+        },
+        caller_name=name,
+        uniqueid=uniqueid,
+        connected=False,
+    )
 
 
 def _command_name(argv: list[str]) -> str | None:

@@ -308,22 +308,26 @@ class Recorder:
     async def _replay(self) -> None:
         self._spool.rotate()
         for segment in self._spool.closed_segments():
+            # A segment is counted once, when all of it is in: if the database drops
+            # halfway, the whole segment is replayed again later (writes are idempotent)
+            # and its first chunks must not be counted twice.
+            done = 0
             chunk: list[Record] = []
             for record in self._spool.read(segment):
                 chunk.append(record)
                 if len(chunk) >= self._batch_size:
                     if not await self._write(chunk):
                         return
-                    self.stats.replayed += len(chunk)
-                    self.stats.written += len(chunk)
+                    done += len(chunk)
                     chunk = []
                     await asyncio.sleep(0)
             if chunk:
                 if not await self._write(chunk):
                     return
-                self.stats.replayed += len(chunk)
-                self.stats.written += len(chunk)
+                done += len(chunk)
             self._spool.remove(segment)
+            self.stats.replayed += done
+            self.stats.written += done
             self._log.info("spool segment replayed", segment=segment.path.name)
         self.stats.rejected = self._spool.rejected
 
