@@ -282,18 +282,21 @@ def _server_metrics(server: ServerView) -> Iterator[Metric]:
         ("ended_by_shutdown", stats.ended_by_shutdown),
         ("handler_error", stats.handler_errors),
         ("bad_session", stats.bad_sessions),
+        ("env_timeout", stats.env_timeouts),
     ):
         sessions.add_metric((result,), count)
     yield sessions
     refused = CounterMetricFamily(
         "ivr_agi_refused",
-        "FastAGI connections refused: peer not allowed, at capacity, or shutting down.",
+        "FastAGI connections refused: peer not allowed, at capacity, shutting down, or"
+        " closed while too many others were still to send their environment.",
         labels=("reason",),
     )
     for reason, count in (
         ("peer", stats.refused_peers),
         ("busy", stats.refused_busy),
         ("shutdown", stats.refused_shutdown),
+        ("handshakes", stats.refused_handshakes),
     ):
         refused.add_metric((reason,), count)
     yield refused

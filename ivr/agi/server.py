@@ -6,9 +6,17 @@ up to ``grace`` seconds, then ends the rest by writing ``failure`` (Asterisk end
 AGI with ``AGISTATUS=FAILURE`` and the dialplan's fallback queues the caller) and
 cancelling their handlers, which record the call before they go.
 
-Connections from peers outside the allow-list are closed without a byte and counted;
-connections beyond ``max_calls`` get ``failure`` at once (the dialplan's fallback
-queues them) and are counted.
+Connections from peers outside the allow-list are closed without a byte and counted.
+
+A connection becomes a *call* only once its whole environment block has arrived
+(Asterisk writes it in one go as soon as it connects). Until then it is a *handshake*:
+handshakes do not count against ``max_calls``, so peers that connect and then send
+nothing, or a byte now and then (slowloris), cannot starve real calls. Handshakes have
+their own bounds: one total deadline, ``env_timeout``, for the whole environment (not
+per read), and at most ``max_handshakes`` in progress, beyond which the oldest is closed
+to make room. Both are counted (:attr:`ServerStats.env_timeouts`,
+:attr:`ServerStats.refused_handshakes`). Calls beyond ``max_calls`` get ``failure`` as
+soon as their environment is read (the dialplan's fallback queues them) and are counted.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Any, Final
 import structlog
 
 from ivr.agi.protocol import Environment, ProtocolError
-from ivr.agi.session import AgiError, AgiSession
+from ivr.agi.session import AgiError, AgiSession, AgiTimeoutError
 from ivr.logging import get_logger
 
 __all__ = ["AgiServer", "Handler", "ServerStats"]
@@ -32,6 +40,10 @@ PeerCheck = Callable[[str], bool]
 _CLOSE_TIMEOUT: Final = 2.0
 BACKLOG: Final = 4096
 MAX_PEERS_TRACKED: Final = 1000
+# Handshakes (connections whose environment has not arrived yet) in progress at once. A
+# real Asterisk's handshake lasts well under a millisecond, so even a burst of a
+# thousand calls rarely has more than a few in progress; only silent peers pile up.
+MAX_HANDSHAKES: Final = 1000
 
 
 @dataclass
@@ -41,6 +53,8 @@ class ServerStats:
     refused_busy: int = 0
     refused_shutdown: int = 0
     bad_sessions: int = 0
+    env_timeouts: int = 0  # handshakes whose environment did not arrive within env_timeout
+    refused_handshakes: int = 0  # handshakes closed because max_handshakes were in progress
     handler_errors: int = 0
     completed: int = 0
     ended_by_shutdown: int = 0
@@ -51,6 +65,22 @@ class ServerStats:
 class _Active:
     session: AgiSession
     task: asyncio.Task[None]
+
+
+@dataclass(eq=False)
+class _Handshake:
+    """A connection whose environment is still being read."""
+
+    session: AgiSession
+    writer: asyncio.StreamWriter
+    closed_for: str | None = None  # "busy" (evicted) or "shutdown" once we closed it
+
+    def close(self, reason: str) -> None:
+        """Hand it back (``failure``) and close it; its reader then sees the EOF."""
+        self.closed_for = reason
+        if not self.writer.is_closing():
+            self.writer.write(b"failure\n")
+            self.writer.close()
 
 
 class AgiServer:
@@ -65,6 +95,7 @@ class AgiServer:
         env_timeout: float,
         reply_timeout: float,
         on_turnaround: Callable[[float], None] | None = None,
+        max_handshakes: int = MAX_HANDSHAKES,
     ) -> None:
         self.handler = handler
         self.host = host
@@ -74,16 +105,23 @@ class AgiServer:
         self.env_timeout = env_timeout
         self.reply_timeout = reply_timeout
         self.on_turnaround = on_turnaround
+        self.max_handshakes = max_handshakes
         self.stats = ServerStats()
         self._active: set[_Active] = set()
+        self._handshakes: dict[_Handshake, None] = {}  # insertion order: oldest first
         self._server: asyncio.Server | None = None
         self._stopping = False
         self._log = get_logger("ivr.agi")
 
     @property
     def active_calls(self) -> int:
-        """Calls being served now."""
+        """Calls being served now (connections whose environment has arrived)."""
         return len(self._active)
+
+    @property
+    def pending_handshakes(self) -> int:
+        """Connections still waiting for their environment."""
+        return len(self._handshakes)
 
     @property
     def listening(self) -> bool:
@@ -110,26 +148,86 @@ class AgiServer:
             return
         session = AgiSession(reader, writer, reply_timeout=self.reply_timeout)
         session.on_turnaround = self.on_turnaround
-        if self._stopping:
-            self.stats.refused_shutdown += 1
-            await self._refuse(session)
-            return
-        if len(self._active) >= self.max_calls:
-            self.stats.refused_busy += 1
-            self._log.warning("FastAGI call refused: at capacity", max_calls=self.max_calls)
-            await self._refuse(session)
-            return
-        task = asyncio.current_task()
-        if task is None:  # pragma: no cover - start_server always runs us in a task
-            raise RuntimeError("FastAGI connection handled outside a task")
-        entry = _Active(session, task)
-        self._active.add(entry)
-        self.stats.accepted += 1
         try:
-            await self._serve(session)
+            if self._stopping:
+                self.stats.refused_shutdown += 1
+                await self._refuse(session)
+                return
+            env = await self._handshake(session, writer)
+            if env is None:
+                return
+            if self._stopping:
+                self.stats.refused_shutdown += 1
+                await self._refuse(session)
+                return
+            if len(self._active) >= self.max_calls:
+                self.stats.refused_busy += 1
+                self._log.warning("FastAGI call refused: at capacity", max_calls=self.max_calls)
+                await self._refuse(session)
+                return
+            task = asyncio.current_task()
+            if task is None:  # pragma: no cover - start_server always runs us in a task
+                raise RuntimeError("FastAGI connection handled outside a task")
+            entry = _Active(session, task)
+            self._active.add(entry)
+            self.stats.accepted += 1
+            try:
+                await self._serve(session, env)
+            finally:
+                self._active.discard(entry)
         finally:
-            self._active.discard(entry)
             await session.close()
+
+    async def _handshake(
+        self, session: AgiSession, writer: asyncio.StreamWriter
+    ) -> Environment | None:
+        """The environment, read within ``env_timeout`` in all; None if the connection
+        was dropped instead (timed out, broken, evicted, or shutting down)."""
+        if len(self._handshakes) >= self.max_handshakes:
+            oldest = next(iter(self._handshakes))
+            del self._handshakes[oldest]
+            oldest.close("busy")
+        entry = _Handshake(session, writer)
+        self._handshakes[entry] = None
+        structlog.contextvars.clear_contextvars()
+        try:
+            env = await session.read_environment(self.env_timeout)
+        except AgiTimeoutError:
+            self.stats.env_timeouts += 1
+            count = self.stats.env_timeouts
+            if count & (count - 1) == 0:  # 1st, 2nd, 4th...: a flood must not flood the log
+                self._log.warning(
+                    "FastAGI connection sent no environment in time: closed",
+                    env_timeout=self.env_timeout,
+                    timeouts=count,
+                )
+            return None
+        except (AgiError, ProtocolError) as exc:
+            if entry.closed_for is not None:
+                self._count_closed(entry.closed_for)
+                return None
+            self.stats.bad_sessions += 1
+            self._log.warning("FastAGI session dropped before the call", error=str(exc)[:200])
+            return None
+        finally:
+            self._handshakes.pop(entry, None)
+        if entry.closed_for is not None:  # the environment won the race with the close
+            self._count_closed(entry.closed_for)
+            return None
+        return env
+
+    def _count_closed(self, reason: str) -> None:
+        if reason == "shutdown":
+            self.stats.refused_shutdown += 1
+            return
+        self.stats.refused_handshakes += 1
+        count = self.stats.refused_handshakes
+        if count & (count - 1) == 0:
+            self._log.warning(
+                "FastAGI handshake closed: too many connections without an environment",
+                max_handshakes=self.max_handshakes,
+                closed=count,
+            )
 
     def _refuse_peer(self, address: str) -> None:
         """Count a refused peer; log it at its 1st, 2nd, 4th, 8th... attempt (a scan or a
@@ -149,14 +247,7 @@ class AgiServer:
         await session.fail()
         await session.close()
 
-    async def _serve(self, session: AgiSession) -> None:
-        structlog.contextvars.clear_contextvars()
-        try:
-            env = await session.read_environment(self.env_timeout)
-        except (AgiError, ProtocolError) as exc:
-            self.stats.bad_sessions += 1
-            self._log.warning("FastAGI session dropped before the call", error=str(exc)[:200])
-            return
+    async def _serve(self, session: AgiSession, env: Environment) -> None:
         try:
             await self.handler(session, env)
         except Exception:
@@ -182,6 +273,10 @@ class AgiServer:
         self._stopping = True
         if self._server is not None:
             self._server.close()
+        # Handshakes are not calls yet: hand them back at once.
+        for handshake in list(self._handshakes):
+            handshake.close("shutdown")
+        self._handshakes.clear()
         pending = {entry.task for entry in self._active}
         if pending:
             self._log.info("waiting for calls in progress", calls=len(pending), grace=grace)
@@ -230,4 +325,7 @@ def _counts(stats: ServerStats) -> dict[str, int]:
         "ended_by_shutdown": stats.ended_by_shutdown,
         "refused_peers": stats.refused_peers,
         "refused_busy": stats.refused_busy,
+        "refused_handshakes": stats.refused_handshakes,
+        "env_timeouts": stats.env_timeouts,
+        "bad_sessions": stats.bad_sessions,
     }

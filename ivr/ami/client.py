@@ -14,7 +14,12 @@ module does (see DESIGN.md section 3):
 * **Keep-alive.** ``Manager`` sends Ping but never notices a missing Pong; a half-open
   link would stay "connected" and silent. We wait for each Pong, and drop the link
   when it does not come.
-* **Bounded buffer.** A peer that never ends a message cannot grow memory without bound.
+* **Bounded buffer.** A peer that never ends a message cannot grow memory without bound
+  (:data:`MAX_MESSAGE`), nor can one that answers an action with an endless list
+  (:data:`MAX_PENDING`): the link is dropped and reconnected.
+* **Malformed messages.** panoramisk raises from ``data_received`` on a message with a
+  repeated ``Event``, ``Response`` or ``ActionID`` header (a list where it expects a
+  string). :class:`Utf8Protocol` drops such a message, logs it, and reads on.
 
 The client never blocks calls: it runs as one background task, and when AMI is down the
 FastAGI side goes on serving; the queue tracker records what it could not see as unknown.
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import itertools
 import random
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -41,7 +47,11 @@ from ivr.logging import get_logger
 __all__ = ["AmiClient", "AmiConfig", "LoginRefusedError", "Utf8Protocol", "backoff_delay"]
 
 _CLOSE_TIMEOUT: Final = 2.0
+_POLLS: Final = itertools.count(1)
 MAX_MESSAGE: Final = 1 << 20  # bytes of one AMI message before we call the peer broken
+# Characters of messages held for actions still waiting for their answer (a QueueStatus
+# list of a large call centre is a few hundred kilobytes).
+MAX_PENDING: Final = 16 << 20
 
 
 class LoginRefusedError(Exception):
@@ -73,7 +83,8 @@ def backoff_delay(attempt: int, initial: float, cap: float, draw: Callable[[], f
 
 
 class Utf8Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
-    """panoramisk's protocol with an incremental UTF-8 decoder and a buffer cap."""
+    """panoramisk's protocol with an incremental UTF-8 decoder, bounded buffers, and no
+    exception out of :meth:`data_received` whatever the peer sends."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         factory = getattr(self, "factory", None)
@@ -81,15 +92,58 @@ class Utf8Protocol(AMIProtocol):  # type: ignore[misc]  # panoramisk is untyped
         self.factory = factory
         self.encoding = "utf-8"
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._held: dict[str, int] = {}  # characters of messages held, per pending action
+        self.broken = False  # we dropped the link: what still arrives is ignored
 
     def data_received(self, data: bytes) -> None:
+        if self.broken:
+            return
         text = self._decoder.decode(data)
         if not text:
             return
         super().data_received(text.encode("utf-8"))
-        if self.queue and len(self.queue[-1]) > MAX_MESSAGE:
-            get_logger("ivr.ami").error("AMI message too long: dropping the link")
-            self.transport.abort()
+        if not self.broken and self.queue and len(self.queue[-1]) > MAX_MESSAGE:
+            self._drop("AMI message too long: dropping the link")
+
+    def handle_message(self, message: Any) -> None:
+        if self.broken:
+            return
+        try:
+            pending = self._pending(message)
+            if pending is not None:
+                size = sum(len(str(k)) + len(str(v)) + 4 for k, v in message.items())
+                self._held[pending] = self._held.get(pending, 0) + size
+                if sum(self._held.values()) > MAX_PENDING:
+                    self._drop("AMI answer to an action too long: dropping the link")
+                    return
+            super().handle_message(message)
+        except Exception:
+            # panoramisk expects one value per header where AMI may repeat one: a
+            # malformed message is dropped, the link goes on.
+            get_logger("ivr.ami").exception(
+                "AMI message not understood: ignored", ami_event=header(message, "Event")[:80]
+            )
+        for done in [key for key in self._held if key not in self.responses]:
+            del self._held[done]
+
+    def _pending(self, message: Any) -> str | None:
+        """The id of the pending action ``message`` belongs to, if any."""
+        for key in ("CommandID", "ActionID"):
+            value = message.get(key)
+            if isinstance(value, str) and value in self.responses:
+                return value
+        return None
+
+    def forget(self, action_id: str) -> None:
+        """Stop waiting for an action (its caller gave up): later answers are ignored."""
+        self.responses.pop(action_id, None)
+        self._held.pop(action_id, None)
+
+    def _drop(self, reason: str) -> None:
+        get_logger("ivr.ami").error(reason)
+        self.broken = True
+        self.queue.clear()
+        self.transport.abort()
 
 
 class _Manager(Manager):  # type: ignore[misc]  # panoramisk is untyped
@@ -290,10 +344,15 @@ class AmiClient:
         while True:
             names = sorted(set(self.queues()))
             if names:
+                action_id = f"ivr-queuestatus-{next(_POLLS)}"
                 try:
                     async with asyncio.timeout(config.action_timeout):
-                        replies = await manager.send_action({"Action": "QueueStatus"})
+                        replies = await manager.send_action(
+                            {"Action": "QueueStatus", "ActionID": action_id}
+                        )
                 except TimeoutError:
+                    # An answer that never completes must not be kept growing.
+                    manager.protocol.forget(action_id)
                     self._log.warning("AMI QueueStatus got no answer")
                 else:
                     events = replies if isinstance(replies, list) else [replies]
