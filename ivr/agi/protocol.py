@@ -269,6 +269,10 @@ class AgiConnection:
         if self._in_flight is None:
             raise self._fail(f"reply with no command in flight: {line[:80]!r}")
         code = int(match["code"])
+        if code == 200 and match["sep"] == b" ":  # the common case first: a final reply
+            self._in_flight = None
+            self._state = State.IDLE
+            return self._parse_200(line)
         text = decode_value(match["text"])
         if match["sep"] == b"-":
             if code != 520:
@@ -280,8 +284,6 @@ class AgiConnection:
             return Trying(text)
         self._in_flight = None
         self._state = State.IDLE
-        if code == 200:
-            return self._parse_200(line)
         return ErrorReply(code, text)
 
     def _on_usage_line(self, line: bytes) -> Event | None:
@@ -308,6 +310,13 @@ class AgiConnection:
             # Asterisk writes "(" after the result only as a closed "(%s)": an open one is
             # a value cut by a newline, whose rest would pass for the next reply.
             raise self._fail(f"unclosed data in a 200 reply: {line[:80]!r}")
+        if not rest:  # "200 result=N" or "200 result=N (data)": most replies
+            return Reply(
+                result=decode_value(match["result"]),
+                data=None if data is None else decode_value(data),
+                extras={},
+                message="",
+            )
         extras = {key.decode("ascii"): decode_value(value) for key, value in _EXTRA.findall(rest)}
         return Reply(
             result=decode_value(match["result"]),

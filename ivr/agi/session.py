@@ -74,6 +74,14 @@ class AgiSession:
         self._busy = False
         self._closed = False
         self._replied_at: float | None = None
+        # The reply timeout: a deadline per command, but one timer per session, re-armed
+        # only when it fires early (see _arm): arming asyncio.timeout() for every command
+        # cost more than the rest of the command's bookkeeping.
+        self._loop = asyncio.get_running_loop()
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._waiting: asyncio.Task[object] | None = None
+        self._timed_out = False
         self.commands = 0
         self.on_turnaround: Callable[[float], None] | None = None
         """Called with the seconds from a reply's arrival to the next command's sending:
@@ -110,7 +118,7 @@ class AgiSession:
             raise AgiTimeoutError("no AGI environment from Asterisk in time") from None
 
     async def command(self, line: bytes, timeout: float | None = None) -> Reply:  # noqa: ASYNC109
-        """Send one command and return its ``200`` reply (one timer for the whole wait)."""
+        """Send one command and return its ``200`` reply (one deadline for the whole wait)."""
         if self._busy:
             raise LocalProtocolError("another AGI command is in flight on this call")
         if self._closed:
@@ -121,12 +129,38 @@ class AgiSession:
             self.commands += 1
             if self._replied_at is not None and self.on_turnaround is not None:
                 self.on_turnaround(time.perf_counter() - self._replied_at)
-            async with asyncio.timeout(self.reply_timeout if timeout is None else timeout):
-                return await self._reply(line)
-        except TimeoutError:
-            raise AgiTimeoutError("no answer from Asterisk in time") from None
+            self._arm(self.reply_timeout if timeout is None else timeout)
+            return await self._reply(line)
+        except asyncio.CancelledError:
+            if self._timed_out:
+                self._timed_out = False
+                task = asyncio.current_task()
+                if task is not None and task.uncancel() == 0:
+                    raise AgiTimeoutError("no answer from Asterisk in time") from None
+            raise
         finally:
+            self._waiting = None
             self._busy = False
+
+    def _arm(self, timeout: float) -> None:
+        """Give the command in flight ``timeout`` seconds from now."""
+        self._deadline = self._loop.time() + timeout
+        self._waiting = asyncio.current_task()
+        timer = self._timer
+        if timer is None or timer.when() > self._deadline:
+            if timer is not None:
+                timer.cancel()
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if self._waiting is None or self._waiting.done():
+            return  # between commands: the next one arms its own deadline
+        if self._loop.time() < self._deadline:
+            self._timer = self._loop.call_at(self._deadline, self._on_timer)
+            return
+        self._timed_out = True
+        self._waiting.cancel()
 
     async def _reply(self, line: bytes) -> Reply:
         while True:
@@ -169,6 +203,9 @@ class AgiSession:
     async def close(self) -> None:
         """Half-close and release the socket; safe to call twice."""
         self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         writer = self._writer
         if writer.is_closing():
             return
