@@ -147,6 +147,44 @@ async def test_every_wait_has_a_timeout() -> None:
             await p.session.command(b"ANSWER\n")  # reply_timeout=0.3, Asterisk never answers
 
 
+async def test_the_deadline_follows_each_command_with_one_timer() -> None:
+    """The session keeps one timer: a long wait armed first must not hide a later short
+    one, a timer armed early must not cut a later command short, and a cancellation from
+    outside stays a cancellation, not a timeout."""
+    async with pair() as p:
+        p.asterisk.write(ENV)
+        await p.session.read_environment(1)
+        # A command with a long deadline, answered at once: its timer stays armed.
+        answer = asyncio.create_task(p.session.command(b"ANSWER\n", timeout=60))
+        p.asterisk.write(b"200 result=0\n")
+        assert (await answer).result == "0"
+        # A later command with a short deadline still times out on time.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(AgiTimeoutError):
+            await p.session.command(b"WAIT FOR DIGIT 1\n", timeout=0.2)
+        assert loop.time() - started < 30  # not the 60 s left over from the first
+    async with pair() as p:
+        p.asterisk.write(ENV)
+        await p.session.read_environment(1)
+        # The timer armed by the first command (0.2 s) fires while the second (3 s) is
+        # in flight: it re-arms instead of cutting the second short.
+        first = asyncio.create_task(p.session.command(b"ANSWER\n", timeout=0.2))
+        p.asterisk.write(b"200 result=0\n")
+        await first
+        second = asyncio.create_task(p.session.command(b"ANSWER\n", timeout=3))
+        await asyncio.sleep(0.5)
+        assert not second.done()
+        p.asterisk.write(b"200 result=0\n")
+        assert (await second).result == "0"
+        # Cancelled from outside: CancelledError, and the next command works.
+        third = asyncio.create_task(p.session.command(b"ANSWER\n"))
+        await asyncio.sleep(0.01)
+        third.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await third
+
+
 async def test_a_connection_closed_mid_reply_fails_the_command() -> None:
     async with pair() as p:
         p.asterisk.write(ENV + b"200 resu")
