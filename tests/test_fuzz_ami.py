@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import tracemalloc
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final, TypeVar
@@ -437,7 +438,7 @@ def test_queue_status_never_raises_and_its_gauges_are_consistent(
     events: list[AmiEvent], names: list[str]
 ) -> None:
     """Arbitrary QueueStatus lists: one gauge set per queue asked for, callers equal
-    to that queue's QueueEntry events, no negative or NaN value, never more members
+    to that queue's QueueEntry events, no negative, NaN or infinite value, never more members
     available or paused than logged in, and only listed callers marked waiting."""
     snapshot = parse_queue_status(events, names)
     assert set(snapshot.queues) == set(names)
@@ -452,6 +453,16 @@ def test_queue_status_never_raises_and_its_gauges_are_consistent(
         ]
         assert gauges.callers == len(entries)
         assert gauges.longest_wait_seconds >= 0.0  # NaN fails this too
+        assert math.isfinite(gauges.longest_wait_seconds)  # "inf" from a broken peer too
         assert gauges.available + gauges.paused <= gauges.logged_in
     listed = {first(e, "Uniqueid") for e in events if first(e, "Event") == "QueueEntry"}
     assert snapshot.waiting <= listed
+
+
+@pytest.mark.parametrize("wait", ["inf", "1e400", "nan", "-5", "junk"])
+def test_a_wait_that_is_not_a_finite_number_reads_as_zero(wait: str) -> None:
+    """A broken peer's ``Wait: inf`` must not turn the longest-wait gauge into +Inf."""
+    entry: AmiEvent = {"Event": "QueueEntry", "Queue": QUEUES[0], "Uniqueid": "u1", "Wait": wait}
+    snapshot = parse_queue_status([entry], [QUEUES[0]])
+    assert snapshot.queues[QUEUES[0]].longest_wait_seconds == 0.0
+    assert snapshot.queues[QUEUES[0]].callers == 1

@@ -10,6 +10,7 @@ paused. ``QueueSummary`` alone has no paused count, hence ``QueueStatus``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -33,10 +34,12 @@ class QueueSnapshot:
 
 
 def _number(text: str) -> float:
+    """A count or a wait from AMI; 0 for what is not a finite number ("inf", "nan", junk)."""
     try:
-        return max(float(text), 0.0)
+        value = float(text)
     except ValueError:
         return 0.0
+    return value if math.isfinite(value) and value > 0 else 0.0
 
 
 def parse_queue_status(events: Iterable[AmiEvent], names: Iterable[str]) -> QueueSnapshot:
