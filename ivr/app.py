@@ -14,6 +14,7 @@ short), hand the rest back to the dialplan, then flush the call records.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -199,9 +200,16 @@ async def _main(settings: Settings, store: MenuStore) -> int:
             if not await _listen("FastAGI", server.start, settings.agi_host, settings.agi_port):
                 await health.close()
                 return 1
+            # Everything loaded at start (modules, the menu, settings: some 60,000
+            # objects) lives as long as the service. Out of the collector's sight, a full
+            # collection scans only the calls' objects instead of stalling every call in
+            # progress for 10-20 ms.
+            gc.collect()
+            gc.freeze()
             log.info(
                 "metrics listening",
                 url=f"http://{settings.metrics_host}:{health.bound_port}/metrics",
+                frozen_objects=gc.get_freeze_count(),
             )
             ami_task = None
             if monitor is not None:

@@ -114,7 +114,10 @@ def test_serve_lifecycle(tmp_path: Path, database_url: str) -> None:
         assert ami_off["level"] == "warning"
         listening = read_event(proc.stderr, "FastAGI listening")
         assert listening["port"] == int(env["IVR_AGI_PORT"])
-        metrics_at = read_event(proc.stderr, "metrics listening")["url"]
+        started = read_event(proc.stderr, "metrics listening")
+        metrics_at = started["url"]
+        # The start's objects are frozen out of the collector's full passes.
+        assert started["frozen_objects"] > 10_000
         assert_healthy_and_ready(metrics_at.removesuffix("/metrics"))
         scraped = http_get(metrics_at)[1]
         assert 'ivr_menu_info{version="2026-12-04.2"} 1.0' in scraped
