@@ -51,13 +51,15 @@ _APP_SPECIAL: Final = re.compile(r'([\\,"()\[\]])')
 
 def quote(value: str) -> str:
     """One AGI argument: ``"..."`` with backslash and double quote escaped."""
-    cleaned = value.translate(_CONTROL)
+    # A printable string holds no CR, LF or NUL: the common case skips the translation.
+    cleaned = value if value.isprintable() else value.translate(_CONTROL)
     return '"' + cleaned.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def app_arg(value: str) -> str:
     """One application argument inside ``EXEC``'s data, escaped for the application."""
-    return _APP_SPECIAL.sub(r"\\\1", value.translate(_CONTROL))
+    cleaned = value if value.isprintable() else value.translate(_CONTROL)
+    return _APP_SPECIAL.sub(r"\\\1", cleaned)
 
 
 def _line(*parts: str) -> bytes:
