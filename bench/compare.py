@@ -117,11 +117,10 @@ def _stat(pid: int) -> list[str]:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
-def cpu_seconds(pid: int, *, children: bool = False) -> float:
-    """CPU time of ``pid`` itself, or of its waited-for children."""
+def children_cpu_seconds(pid: int) -> float:
+    """CPU time of ``pid``'s waited-for (reaped) children."""
     fields = _stat(pid)
-    ticks = int(fields[13]) + int(fields[14]) if children else int(fields[11]) + int(fields[12])
-    return ticks / os.sysconf("SC_CLK_TCK")
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_cpu_seconds(pid: int) -> float:
@@ -364,7 +363,7 @@ class Target:
 
     def cpu(self) -> float:
         if self.per_call_processes:
-            return cpu_seconds(self.process.pid, children=True)
+            return children_cpu_seconds(self.process.pid)
         return thread_cpu_seconds(self.process.pid)
 
     def memory_kib(self) -> int:
@@ -627,7 +626,7 @@ def machine() -> str:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    memory = status_kib_total()
+    memory = memory_total_kib()
     versions = ", ".join(
         f"{package} {metadata.version(package)}"
         for package in ("panoramisk", "pyst2", "asyncpg", "prometheus-client", "structlog")
@@ -638,7 +637,7 @@ def machine() -> str:
     )
 
 
-def status_kib_total() -> int:
+def memory_total_kib() -> int:
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemTotal:"):
             return int(line.split()[1])
